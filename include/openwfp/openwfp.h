@@ -1,0 +1,116 @@
+/*
+ * openwfp data-plane API: what a data plane (capture replay, proxy, test or
+ * fuzz harness) calls to drive the filter engine. Callouts never see this
+ * header; they use the WDK names in <fwpsk.h> and <fwpmk.h>.
+ *
+ * Conventions
+ * - Every function returns an NTSTATUS (int32_t; negative = failure), the
+ *   same convention as the WDK functions, so one status space covers both.
+ * - The engine is a process-wide singleton, as the Windows filter engine is
+ *   per machine: the WDK functions (FwpsCalloutRegister0, ...) take no engine
+ *   argument. Create it before any callout registers; destroy it last.
+ * - Threads: any thread may open flows. One flow is driven by one thread at a
+ *   time (the data plane serialises its calls per flow); different flows run
+ *   in parallel. Filter and callout changes are safe while classifies run.
+ * - Ownership: pointers passed in are borrowed for the duration of the call
+ *   unless stated otherwise; nothing returned needs freeing unless stated.
+ */
+#ifndef OPENWFP_OPENWFP_H
+#define OPENWFP_OPENWFP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t owfp_status;
+
+typedef struct owfp_engine owfp_engine;
+typedef struct owfp_flow owfp_flow;
+
+struct owfp_engine_config {
+    /* Reserved for future options; zero-initialise. */
+    uint32_t flags;
+};
+
+/* Creates the process-wide engine. A second create before destroy fails with
+ * STATUS_FWP_ALREADY_EXISTS. `config` may be NULL. */
+owfp_status owfp_engine_create(const struct owfp_engine_config *config, owfp_engine **engine);
+
+/* Tears the engine down: every open flow is closed (flowDeleteFn runs for
+ * each remaining context), every session is closed (dynamic objects deleted,
+ * DELETE notifications sent), remaining filters are deleted with DELETE
+ * notifications, callouts still registered are dropped without further calls.
+ * No other thread may use the engine during or after this call. */
+void owfp_engine_destroy(owfp_engine *engine);
+
+/* The engine created by owfp_engine_create, or NULL. */
+owfp_engine *owfp_engine_current(void);
+
+enum owfp_direction {
+    OWFP_OUTBOUND = 0, /* the local side initiated the connection (FWP_DIRECTION_OUTBOUND) */
+    OWFP_INBOUND = 1,  /* the remote side initiated it (FWP_DIRECTION_INBOUND) */
+};
+
+/* A connection endpoint as the local host sees it. Addresses are in network
+ * byte order (IPv4 in the first 4 bytes); ports in host byte order. */
+struct owfp_flow_params {
+    uint8_t ip_version; /* 4 or 6 */
+    uint8_t protocol;   /* IP protocol number; 6 = TCP */
+    uint8_t direction;  /* enum owfp_direction */
+    uint8_t local_addr[16];
+    uint8_t remote_addr[16];
+    uint16_t local_port;
+    uint16_t remote_port;
+    uint32_t condition_flags;   /* FWP_CONDITION_FLAG_* (e.g. IS_LOOPBACK) */
+    uint64_t process_id;        /* reported in metadata; 0 when unknown */
+    /* Application path as UTF-16 with a terminating 0, or NULL. Borrowed for the call. */
+    const uint16_t *app_path;
+    uint64_t interface_luid;    /* FWPS_FIELD_*_IP_LOCAL_INTERFACE */
+    uint32_t interface_index;
+    uint32_t interface_type;    /* IF_TYPE_* (6 = ethernet) */
+    uint32_t compartment_id;    /* 1 = default compartment */
+};
+
+enum owfp_flow_verdict {
+    OWFP_FLOW_PERMITTED = 0, /* ALE_FLOW_ESTABLISHED permitted the connection */
+    OWFP_FLOW_BLOCKED = 1,   /* a filter or callout blocked it: tear it down */
+};
+
+/* Opens a flow and classifies it at ALE_FLOW_ESTABLISHED_V4/V6 (spec E1):
+ * once, with the endpoint's values; callouts may associate flow contexts
+ * there. On success *flow is valid until owfp_flow_close(), whatever the
+ * verdict (a blocked flow still needs closing so contexts are deleted).
+ * Returns STATUS_INVALID_PARAMETER for bad params, STATUS_FWP_TCPIP_NOT_READY
+ * with no engine, STATUS_INSUFFICIENT_RESOURCES when out of memory. */
+owfp_status owfp_flow_open(owfp_engine *engine, const struct owfp_flow_params *params,
+                           owfp_flow **flow, enum owfp_flow_verdict *verdict);
+
+/* The 64-bit run-time flow id callouts see as inMetaValues->flowHandle. */
+uint64_t owfp_flow_id(const owfp_flow *flow);
+
+/* Set once FwpsFlowAbort0 was called for the flow: the data plane should
+ * reset the connection and close the flow. */
+int owfp_flow_aborted(const owfp_flow *flow);
+
+/* Ends the flow: every context still associated gets its flowDeleteFn,
+ * exactly once (spec F7). `flow` is invalid afterwards. */
+void owfp_flow_close(owfp_flow *flow);
+
+/* Engine statistics for tests and benchmarks. */
+struct owfp_engine_stats {
+    uint64_t flows_open;
+    uint64_t flow_contexts;
+    uint64_t filters;
+    uint64_t callouts_registered;
+    uint64_t classifies;
+};
+void owfp_engine_get_stats(const owfp_engine *engine, struct owfp_engine_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * NTDDI target versions. A callout picks the API level it was written for by
+ * defining NTDDI_VERSION before including any WDK header; without it the
+ * newest level known here is used, so every versioned name is visible.
+ *
+ * Only the NTDDI_* family is provided: the engine is not a Windows build and
+ * nothing here selects a Win32 subsystem.
+ */
+#ifndef OPENWFP_WDK_SDKDDKVER_H
+#define OPENWFP_WDK_SDKDDKVER_H
+
+#define NTDDI_WIN6 0x06000000
+#define NTDDI_WIN6SP1 0x06000100
+#define NTDDI_WIN6SP2 0x06000200
+#define NTDDI_WIN6SP3 0x06000300
+#define NTDDI_WIN6SP4 0x06000400
+#define NTDDI_VISTA NTDDI_WIN6
+#define NTDDI_VISTASP1 NTDDI_WIN6SP1
+#define NTDDI_VISTASP2 NTDDI_WIN6SP2
+#define NTDDI_WS08 NTDDI_WIN6SP1
+#define NTDDI_WS08SP2 NTDDI_WIN6SP2
+#define NTDDI_WIN7 0x06010000
+#define NTDDI_WIN8 0x06020000
+#define NTDDI_WINBLUE 0x06030000
+#define NTDDI_WINTHRESHOLD 0x0A000000
+#define NTDDI_WIN10 0x0A000000
+#define NTDDI_WIN10_TH2 0x0A000001
+#define NTDDI_WIN10_RS1 0x0A000002
+#define NTDDI_WIN10_RS2 0x0A000003
+#define NTDDI_WIN10_RS3 0x0A000004
+#define NTDDI_WIN10_RS4 0x0A000005
+#define NTDDI_WIN10_RS5 0x0A000006
+#define NTDDI_WIN10_19H1 0x0A000007
+#define NTDDI_WIN10_VB 0x0A000008
+#define NTDDI_WIN10_MN 0x0A000009
+#define NTDDI_WIN10_FE 0x0A00000A
+#define NTDDI_WIN10_CO 0x0A00000B
+#define NTDDI_WIN10_NI 0x0A00000C
+#define NTDDI_WIN10_CU 0x0A00000D
+#define NTDDI_WIN11_ZN 0x0A00000E
+#define NTDDI_WIN11_GA 0x0A00000F
+#define NTDDI_WIN11_GE 0x0A000010
+#define NTDDI_WIN11 NTDDI_WIN10_CO
+#define NTDDI_WIN11_CO NTDDI_WIN10_CO
+#define NTDDI_WIN11_NI NTDDI_WIN10_NI
+#define NTDDI_WIN11_CU NTDDI_WIN10_CU
+
+#define WDK_NTDDI_VERSION NTDDI_WIN11_GE
+
+#ifndef NTDDI_VERSION
+#define NTDDI_VERSION WDK_NTDDI_VERSION
+#endif
+
+#define OSVERSION_MASK 0xFFFF0000u
+#define SPVERSION_MASK 0x0000FF00u
+#define SUBVERSION_MASK 0x000000FFu
+#define OSVER(Version) ((Version)&OSVERSION_MASK)
+#define SPVER(Version) (((Version)&SPVERSION_MASK) >> 8)
+#define SUBVER(Version) ((Version)&SUBVERSION_MASK)
+
+#endif

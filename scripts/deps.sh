@@ -1,0 +1,23 @@
+# Sourced by the set-up scripts: makes sure the Debian packages named in
+# OWFP_PACKAGES are installed, installing them when running as root, and
+# otherwise saying exactly what is missing.
+owfp_ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "openwfp: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y --no-install-recommends "${missing[@]}" >&2
+    else
+        echo "openwfp: missing Debian packages: ${missing[*]}" >&2
+        echo "openwfp: install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+}
+
+OWFP_BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libcmocka-dev)

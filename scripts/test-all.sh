@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds openwfp three ways and runs every test: plain (with -Werror), under
+# ASan+UBSan+LSan, and the concurrency tests under ThreadSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+owfp_ensure_packages "${OWFP_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev
+
+run() { echo "+ $*" >&2; "$@"; }
+
+run meson setup --wipe build-ci -Dwerror=true -Dtests=enabled >/dev/null
+run meson compile -C build-ci
+run meson test -C build-ci --print-errorlogs
+
+run env CC=clang meson setup --wipe build-asan -Dwerror=true -Dtests=enabled \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
+    -Dc_args=-fno-sanitize-recover=all >/dev/null
+run meson compile -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run meson test -C build-asan --print-errorlogs
+
+run env CC=clang meson setup --wipe build-tsan -Dwerror=true -Dtests=enabled -Dtsan_tests=true \
+    -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug >/dev/null
+run meson compile -C build-tsan
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run meson test -C build-tsan --print-errorlogs
+
+echo "openwfp: all test runs passed"

@@ -1,0 +1,113 @@
+#include "hashmap.h"
+
+#include "alloc.h"
+
+static char tomb_marker;
+#define TOMB ((void *)&tomb_marker)
+
+uint64_t owfp_hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t owfp_hash_bytes(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return owfp_hash_u64(h);
+}
+
+void *owfp_hmap_find(const struct owfp_hmap *m, uint64_t hash, owfp_hmap_eq eq, const void *arg)
+{
+    if (!m->capacity)
+        return NULL;
+    size_t mask = m->capacity - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        struct owfp_hmap_slot *s = &m->slots[i];
+        if (!s->value)
+            return NULL;
+        if (s->value != TOMB && s->hash == hash && eq(s->value, arg))
+            return s->value;
+    }
+}
+
+static bool rehash(struct owfp_hmap *m, size_t capacity)
+{
+    struct owfp_hmap_slot *slots = owfp_calloc(capacity, sizeof(*slots));
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < m->capacity; i++) {
+        struct owfp_hmap_slot *s = &m->slots[i];
+        if (!s->value || s->value == TOMB)
+            continue;
+        size_t j = s->hash & (capacity - 1);
+        while (slots[j].value)
+            j = (j + 1) & (capacity - 1);
+        slots[j] = *s;
+    }
+    owfp_free(m->slots);
+    m->slots = slots;
+    m->capacity = capacity;
+    m->tombs = 0;
+    return true;
+}
+
+bool owfp_hmap_reserve(struct owfp_hmap *m, size_t extra)
+{
+    size_t need = m->count + m->tombs + extra;
+    if (need * 4 < m->capacity * 3)
+        return true;
+    size_t cap = m->capacity ? m->capacity : 16;
+    while ((m->count + extra) * 2 >= cap)
+        cap *= 2;
+    return rehash(m, cap);
+}
+
+bool owfp_hmap_insert(struct owfp_hmap *m, uint64_t hash, void *value)
+{
+    if (!owfp_hmap_reserve(m, 1))
+        return false;
+    size_t mask = m->capacity - 1;
+    size_t i = hash & mask;
+    while (m->slots[i].value && m->slots[i].value != TOMB)
+        i = (i + 1) & mask;
+    if (m->slots[i].value == TOMB)
+        m->tombs--;
+    m->slots[i] = (struct owfp_hmap_slot){hash, value};
+    m->count++;
+    return true;
+}
+
+void owfp_hmap_remove(struct owfp_hmap *m, uint64_t hash, const void *value)
+{
+    if (!m->capacity)
+        return;
+    size_t mask = m->capacity - 1;
+    for (size_t i = hash & mask; m->slots[i].value; i = (i + 1) & mask) {
+        if (m->slots[i].value == value) {
+            m->slots[i].value = TOMB;
+            m->count--;
+            m->tombs++;
+            return;
+        }
+    }
+}
+
+void owfp_hmap_free(struct owfp_hmap *m)
+{
+    owfp_free(m->slots);
+    *m = (struct owfp_hmap){0};
+}
+
+void *owfp_hmap_at(const struct owfp_hmap *m, size_t i)
+{
+    void *v = m->slots[i].value;
+    return v == TOMB ? NULL : v;
+}

@@ -1,0 +1,63 @@
+/*
+ * Flows and their contexts (spec F1-F10).
+ *
+ * A flow is one connection endpoint. Its id is (generation << 32 | slot), so
+ * a stale id never finds a reused slot. Any thread may look a flow up by id
+ * (FwpsFlowAssociateContext0 and friends) inside a read section; the flow's
+ * memory is retired through RCU when it closes.
+ */
+#ifndef OPENWFP_ENGINE_FLOW_H
+#define OPENWFP_ENGINE_FLOW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/rcu.h"
+#include "engine.h"
+
+struct owfp_flow_ctx {
+    uint16_t layer;
+    bool pending_delete; /* removed during a classify; flowDeleteFn when it ends */
+    uint32_t callout_id;
+    uint64_t context;
+};
+
+struct owfp_flow {
+    uint64_t id;
+    struct owfp_engine *engine;
+    _Atomic int lock;
+    uint8_t ip_version;
+    bool closing;
+    _Atomic bool aborted;
+    uint16_t nctx, capctx;
+    uint32_t classifying; /* nesting depth of classifies in progress; under lock */
+    struct owfp_flow_ctx *ctx; /* points at one_ctx until a second context */
+    struct owfp_flow_ctx one_ctx;
+    struct owfp_rcu_head rcu;
+};
+
+struct owfp_flow_table *owfp_flow_table_create(void);
+/* Closes whatever flows are still open, then frees the table. */
+void owfp_flow_table_destroy(struct owfp_engine *e);
+
+/* Allocates and publishes a flow. NULL when out of memory or slots. */
+struct owfp_flow *owfp_flow_new(struct owfp_engine *e, uint8_t ip_version);
+/* Delivers every remaining flowDeleteFn and retires the flow. */
+void owfp_flow_end(struct owfp_flow *f);
+
+/* Inside a read section: the open flow with that id, or NULL. */
+struct owfp_flow *owfp_flow_lookup(struct owfp_engine *e, uint64_t id);
+
+/* Brackets a classify of `f` so FwpsFlowRemoveContext0 answers PENDING
+ * meanwhile and the deferred flowDeleteFns run at the end (spec F6). */
+void owfp_flow_classify_begin(struct owfp_flow *f);
+void owfp_flow_classify_end(struct owfp_flow *f);
+
+/* The context of (f, layer, callout), if one is associated (spec F5). */
+bool owfp_flow_context(struct owfp_flow *f, uint16_t layer, uint32_t callout_id, uint64_t *ctx);
+
+uint64_t owfp_flow_open_count(const struct owfp_engine *e);
+uint64_t owfp_flow_context_count(const struct owfp_engine *e);
+
+#endif
