@@ -56,17 +56,26 @@ static void nb_set_length(NET_BUFFER *nb, ULONG len)
 
 /* ---- descriptors in caller storage --------------------------------------- */
 
-void NdisAdjustNetBufferCurrentMdl(PNET_BUFFER NetBuffer)
+/*
+ * From byte `*off` of `mdl`, moves to the MDL that holds that byte, past
+ * exhausted and empty MDLs; stops on the last MDL (at its end) if the chain
+ * runs out, so a position just past the data still has an MDL.
+ */
+static MDL *mdl_seek(MDL *mdl, SIZE_T *off)
 {
-    MDL *mdl = NetBuffer->MdlChain;
-    ULONG off = NetBuffer->DataOffset;
-    /* Land on the MDL holding the first used byte, past empty MDLs. */
-    while (mdl != NULL && off >= mdl->ByteCount && mdl->Next != NULL) {
-        off -= mdl->ByteCount;
+    while (mdl != NULL && *off >= mdl->ByteCount && mdl->Next != NULL) {
+        *off -= mdl->ByteCount;
         mdl = mdl->Next;
     }
+    return mdl;
+}
+
+void NdisAdjustNetBufferCurrentMdl(PNET_BUFFER NetBuffer)
+{
+    SIZE_T off = NetBuffer->DataOffset;
+    MDL *mdl = mdl_seek(NetBuffer->MdlChain, &off);
     NetBuffer->CurrentMdl = mdl;
-    NetBuffer->CurrentMdlOffset = mdl != NULL ? off : 0;
+    NetBuffer->CurrentMdlOffset = mdl != NULL ? (ULONG)off : 0;
 }
 
 void owfp_nb_init(NET_BUFFER *nb, MDL *chain, ULONG dataOffset, SIZE_T dataLength)
@@ -265,13 +274,9 @@ PVOID NdisGetDataBuffer(PNET_BUFFER NetBuffer, ULONG BytesNeeded, PVOID Storage,
 {
     if (NetBuffer->DataLength < BytesNeeded)
         return NULL;
-    MDL *mdl = NetBuffer->CurrentMdl;
-    ULONG off = NetBuffer->CurrentMdlOffset;
-    /* Tolerate a driver that left CurrentMdl at the end of an MDL. */
-    while (mdl != NULL && off >= mdl->ByteCount && mdl->Next != NULL) {
-        off -= mdl->ByteCount;
-        mdl = mdl->Next;
-    }
+    /* Tolerates a driver that left CurrentMdl at the end of an MDL. */
+    SIZE_T off = NetBuffer->CurrentMdlOffset;
+    MDL *mdl = mdl_seek(NetBuffer->CurrentMdl, &off);
     if (mdl == NULL || off > mdl->ByteCount)
         return NULL;
     PUCHAR p = (PUCHAR)MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority) + off;
@@ -375,17 +380,12 @@ void NdisAdvanceNetBufferDataStart(PNET_BUFFER NetBuffer, ULONG DataOffsetDelta,
         DataOffsetDelta = len;
     NetBuffer->DataOffset += DataOffsetDelta;
     nb_set_length(NetBuffer, len - DataOffsetDelta);
-    MDL *mdl = NetBuffer->CurrentMdl;
-    if (mdl == NULL) {
+    if (NetBuffer->CurrentMdl == NULL) {
         NdisAdjustNetBufferCurrentMdl(NetBuffer);
     } else {
         /* Walk on from the current MDL rather than from the chain head. */
         SIZE_T off = (SIZE_T)NetBuffer->CurrentMdlOffset + DataOffsetDelta;
-        while (off >= mdl->ByteCount && mdl->Next != NULL) {
-            off -= mdl->ByteCount;
-            mdl = mdl->Next;
-        }
-        NetBuffer->CurrentMdl = mdl;
+        NetBuffer->CurrentMdl = mdl_seek(NetBuffer->CurrentMdl, &off);
         NetBuffer->CurrentMdlOffset = (ULONG)off;
     }
     if (FreeMdl)

@@ -53,7 +53,7 @@ enum owfp_ndis_pool_kind { OWFP_POOL_NBL = 0x4e424c50, OWFP_POOL_NB = 0x4e425f50
 
 struct owfp_ndis_pool;
 
-/* NULL unless `handle` is a live pool of that kind. */
+/* The pool behind `handle`, or NULL for NULL / a handle of another kind. */
 struct owfp_ndis_pool *owfp_ndis_pool_lookup(NDIS_HANDLE handle, enum owfp_ndis_pool_kind kind);
 BOOLEAN owfp_ndis_pool_allocates_nb(const struct owfp_ndis_pool *pool);
 ULONG owfp_ndis_pool_data_size(const struct owfp_ndis_pool *pool);
