@@ -405,7 +405,8 @@ static void test_unicode_orders_by_code_unit_shorter_is_less(void **state)
 static void test_equal_case_insensitive_folds_ascii_only(void **state)
 {
     (void)state;
-    assert_true(matches(FWP_MATCH_EQUAL_CASE_INSENSITIVE, v_str(L"HeLLo.EXE"), v_str(L"hello.exe")));
+    assert_true(
+        matches(FWP_MATCH_EQUAL_CASE_INSENSITIVE, v_str(L"HeLLo.EXE"), v_str(L"hello.exe")));
     assert_false(matches(FWP_MATCH_EQUAL_CASE_INSENSITIVE, v_str(L"hello"), v_str(L"hello!")));
     assert_false(matches(FWP_MATCH_EQUAL_CASE_INSENSITIVE, v_str(L"\u00c9"), v_str(L"\u00e9")));
     assert_true(matches(FWP_MATCH_EQUAL_CASE_INSENSITIVE, v_str(L""), v_str(L"")));
@@ -520,10 +521,9 @@ static void test_v6_addr_mask_compares_leading_bits(void **state)
         uint8_t flip_byte, flip_bit;
         bool match_after_flip;
     } cases[] = {
-        {0, 0, 0x80, true},    {7, 0, 0x01, true},  {7, 0, 0x02, false},
-        {8, 1, 0x80, true},    {32, 3, 0x01, false}, {32, 4, 0x80, true},
-        {64, 7, 0x01, false},  {127, 15, 0x01, true}, {127, 15, 0x02, false},
-        {128, 15, 0x01, false},
+        {0, 0, 0x80, true},     {7, 0, 0x01, true},     {7, 0, 0x02, false},  {8, 1, 0x80, true},
+        {32, 3, 0x01, false},   {32, 4, 0x80, true},    {64, 7, 0x01, false}, {127, 15, 0x01, true},
+        {127, 15, 0x02, false}, {128, 15, 0x01, false},
     };
     for (uint32_t i = 0; i < N(cases); i++) {
         m.prefixLength = cases[i].plen;
@@ -772,8 +772,7 @@ static void test_compile_deep_copies_every_pointer(void **state)
     };
     FWPS_FILTER_CONDITION0 *out;
     bool or_groups;
-    assert_int_equal(owfp_conditions_compile(ale4(), in, N(in), &out, &or_groups),
-                     STATUS_SUCCESS);
+    assert_int_equal(owfp_conditions_compile(ale4(), in, N(in), &out, &or_groups), STATUS_SUCCESS);
     free(blob->data);
     free(blob);
     free(ifidx);
@@ -906,9 +905,9 @@ static void test_match_type_mismatches(void **state)
     static const uint32_t not_for_masks[] = {FWP_MATCH_NOT_EQUAL, FWP_MATCH_GREATER,
                                              FWP_MATCH_FLAGS_ANY_SET, FWP_MATCH_PREFIX};
     for (uint32_t i = 0; i < N(not_for_masks); i++)
-        assert_int_equal(compile_one(stream4(), mcond(&FWPM_CONDITION_IP_REMOTE_ADDRESS,
-                                                      not_for_masks[i], c4)),
-                         STATUS_FWP_MATCH_TYPE_MISMATCH);
+        assert_int_equal(
+            compile_one(stream4(), mcond(&FWPM_CONDITION_IP_REMOTE_ADDRESS, not_for_masks[i], c4)),
+            STATUS_FWP_MATCH_TYPE_MISMATCH);
     /* Blobs: no FLAGS, no case-insensitive match; PREFIX allowed. */
     uint8_t b[] = {'a', 0};
     FWP_BYTE_BLOB blob = {2, b};

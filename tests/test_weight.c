@@ -141,7 +141,7 @@ static void test_A7_range_identifier_above_15_is_invalid(void **state)
 static void test_A7_other_weight_types_are_invalid(void **state)
 {
     (void)state;
-    static const uint32_t bad[] = {FWP_UINT16, FWP_UINT32, FWP_INT8,  FWP_INT64,
+    static const uint32_t bad[] = {FWP_UINT16, FWP_UINT32,         FWP_INT8,       FWP_INT64,
                                    FWP_DOUBLE, FWP_BYTE_BLOB_TYPE, FWP_RANGE_TYPE, 0x7FFF};
     int64_t i64 = 5;
     for (uint32_t i = 0; i < N(bad); i++) {

@@ -179,6 +179,9 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
         return STATUS_DEVICE_BUSY;
     }
     atomic_store_explicit(&table(e)->slot[c->id], NULL, memory_order_release);
+    /* A reader may have loaded the slot just before it was cleared and still
+     * be reading c->state (owfp_callout_get): free only after it left. */
+    owfp_rcu_synchronize();
     owfp_free(c);
     return STATUS_SUCCESS;
 }

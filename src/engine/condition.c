@@ -70,10 +70,10 @@ static bool is_sortable(uint32_t t)
 static bool is_address_field(const struct owfp_field_desc *f)
 {
     static const GUID *const keys[] = {
-        &FWPM_CONDITION_IP_LOCAL_ADDRESS,      &FWPM_CONDITION_IP_REMOTE_ADDRESS,
-        &FWPM_CONDITION_IP_SOURCE_ADDRESS,     &FWPM_CONDITION_IP_DESTINATION_ADDRESS,
-        &FWPM_CONDITION_IP_LOCAL_ADDRESS_V4,   &FWPM_CONDITION_IP_LOCAL_ADDRESS_V6,
-        &FWPM_CONDITION_IP_REMOTE_ADDRESS_V4,  &FWPM_CONDITION_IP_REMOTE_ADDRESS_V6,
+        &FWPM_CONDITION_IP_LOCAL_ADDRESS,     &FWPM_CONDITION_IP_REMOTE_ADDRESS,
+        &FWPM_CONDITION_IP_SOURCE_ADDRESS,    &FWPM_CONDITION_IP_DESTINATION_ADDRESS,
+        &FWPM_CONDITION_IP_LOCAL_ADDRESS_V4,  &FWPM_CONDITION_IP_LOCAL_ADDRESS_V6,
+        &FWPM_CONDITION_IP_REMOTE_ADDRESS_V4, &FWPM_CONDITION_IP_REMOTE_ADDRESS_V6,
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (IsEqualGUID(f->key, keys[i]))
@@ -81,13 +81,7 @@ static bool is_address_field(const struct owfp_field_desc *f)
     return false;
 }
 
-/* A condition-value's plain-value form; valid for every type below
- * FWP_SINGLE_DATA_TYPE_MAX. */
-static FWP_VALUE0 plain(const FWP_CONDITION_VALUE0 *c)
-{
-    return owfp_condition_value_plain(c);
-}
-
+/* The inverse of owfp_condition_value_plain(). */
 static FWP_CONDITION_VALUE0 from_plain(const FWP_VALUE0 *v)
 {
     FWP_CONDITION_VALUE0 c;
@@ -267,8 +261,8 @@ static bool value_cmp(const FWP_VALUE0 *a, const FWP_VALUE0 *b, int *out)
     case FWP_TOKEN_ACCESS_INFORMATION_TYPE:
         if (!blob_ok(a->byteBlob) || !blob_ok(b->byteBlob))
             return false;
-        *out = bytes_cmp(a->byteBlob->data, a->byteBlob->size, b->byteBlob->data,
-                         b->byteBlob->size);
+        *out =
+            bytes_cmp(a->byteBlob->data, a->byteBlob->size, b->byteBlob->data, b->byteBlob->size);
         return true;
     case FWP_UNICODE_STRING_TYPE:
         if (!a->unicodeString || !b->unicodeString)
@@ -395,7 +389,7 @@ static NTSTATUS condition_payload(const struct owfp_field_desc *f, const FWP_CON
             return STATUS_FWP_NULL_POINTER;
         return check_range(f, c->rangeValue, size);
     default: {
-        FWP_VALUE0 v = plain(c);
+        FWP_VALUE0 v = owfp_condition_value_plain(c);
         return value_payload(&v, size);
     }
     }
@@ -508,7 +502,7 @@ static FWP_CONDITION_VALUE0 copy_condition_value(const FWP_CONDITION_VALUE0 *c, 
         return out;
     }
     default: {
-        FWP_VALUE0 v = plain(c);
+        FWP_VALUE0 v = owfp_condition_value_plain(c);
         FWP_VALUE0 copy = copy_value(&v, cur);
         return from_plain(&copy);
     }
@@ -516,8 +510,7 @@ static FWP_CONDITION_VALUE0 copy_condition_value(const FWP_CONDITION_VALUE0 *c, 
 }
 
 /* The layer's field with the smallest id above `after` (-1: the first). */
-static const struct owfp_field_desc *next_field(const struct owfp_layer_desc *layer,
-                                                int32_t after)
+static const struct owfp_field_desc *next_field(const struct owfp_layer_desc *layer, int32_t after)
 {
     const struct owfp_field_desc *best = NULL;
     for (uint32_t i = 0; i < layer->field_count; i++) {
@@ -628,8 +621,8 @@ static bool match_range(const FWP_RANGE0 *r, const FWP_VALUE0 *value)
     int lo, hi;
     if (r->valueHigh.type != value->type)
         return false;
-    return value_cmp(&r->valueLow, value, &lo) && value_cmp(value, &r->valueHigh, &hi) &&
-           lo <= 0 && hi <= 0;
+    return value_cmp(&r->valueLow, value, &lo) && value_cmp(value, &r->valueHigh, &hi) && lo <= 0 &&
+           hi <= 0;
 }
 
 static bool match_flags(uint32_t match, const FWP_VALUE0 *value, const FWP_VALUE0 *cond)
@@ -749,7 +742,7 @@ bool owfp_condition_match(const FWPS_FILTER_CONDITION0 *cond, const FWP_VALUE0 *
     case FWP_RANGE_TYPE:
         return match_range(c->rangeValue, value);
     default: {
-        FWP_VALUE0 pc = plain(c);
+        FWP_VALUE0 pc = owfp_condition_value_plain(c);
         return match_plain(cond->matchType, value, &pc);
     }
     }

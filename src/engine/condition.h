@@ -26,7 +26,8 @@
  * Returns STATUS_SUCCESS, STATUS_FWP_CONDITION_NOT_FOUND,
  * STATUS_FWP_TYPE_MISMATCH, STATUS_FWP_MATCH_TYPE_MISMATCH,
  * STATUS_FWP_INVALID_RANGE, STATUS_FWP_OUT_OF_BOUNDS, STATUS_FWP_NULL_POINTER,
- * STATUS_FWP_INVALID_NET_MASK, STATUS_INSUFFICIENT_RESOURCES. */
+ * STATUS_FWP_INVALID_NET_MASK, STATUS_INSUFFICIENT_RESOURCES, and
+ * STATUS_FWP_INVALID_PARAMETER for a SID with more than 15 sub-authorities. */
 NTSTATUS owfp_conditions_compile(const struct owfp_layer_desc *layer,
                                  const FWPM_FILTER_CONDITION0 *conds, uint32_t n,
                                  FWPS_FILTER_CONDITION0 **out, bool *or_groups);

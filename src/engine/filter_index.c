@@ -68,15 +68,25 @@ struct view_struct {
 
 struct view_sub {
     uint32_t rank;
-    uint32_t first, count;       /* entries[first .. first + count) */
+    uint32_t first, count; /* entries[first .. first + count) */
     uint32_t residual_off, nresidual;
     uint32_t struct_first, nstructs;
 };
 
-/* Open addressing over ids into a key array. */
-struct table {
+/* A set of keys with open-addressing lookup; grows by doubling. The keys
+ * live in an array of `stride`-byte records that start with the ikey. */
+struct keyset_table {
+    void *recs;
+    size_t stride;
+    uint32_t n, cap;
     uint32_t *slot;
     uint32_t mask;
+};
+
+/* A posting list: postings[off .. off + len). */
+struct vkey {
+    struct ikey k;
+    uint32_t off, len;
 };
 
 struct owfp_layer_view {
@@ -86,9 +96,7 @@ struct owfp_layer_view {
     struct view_sub *subs;
     uint32_t nsubs;
     struct view_struct *structs;
-    struct ikey *keys;
-    struct table tab;
-    uint32_t *post_off, *post_len;
+    struct keyset_table keys; /* records: struct vkey */
     uint32_t *postings;
 };
 
@@ -209,56 +217,92 @@ static bool key_eq(const struct ikey *a, const struct ikey *b)
 
 /* ----------------------------------------------------------- hash table */
 
-static bool table_init(struct table *t, uint32_t nkeys)
+static const struct ikey *rec_key(const struct keyset_table *t, uint32_t id)
 {
-    uint64_t cap = 16;
-    while (cap < 2 * (uint64_t)nkeys)
-        cap *= 2;
-    if (cap > UINT32_MAX)
-        return false;
-    t->slot = owfp_malloc(sizeof(uint32_t) * cap);
-    if (!t->slot)
-        return false;
-    memset(t->slot, 0xFF, sizeof(uint32_t) * cap);
-    t->mask = (uint32_t)(cap - 1);
-    return true;
+    return (const struct ikey *)((const char *)t->recs + (size_t)id * t->stride);
 }
 
 /* The slot holding `k`, or the empty slot where it belongs. */
-static uint32_t *table_slot(const struct table *t, const struct ikey *keys, const struct ikey *k)
+static uint32_t *table_slot(const struct keyset_table *t, const struct ikey *k)
 {
     uint32_t i = key_hash(k) & t->mask;
-    while (t->slot[i] != NONE && !key_eq(&keys[t->slot[i]], k))
+    while (t->slot[i] != NONE && !key_eq(rec_key(t, t->slot[i]), k))
         i = (i + 1) & t->mask;
     return &t->slot[i];
 }
 
-static uint32_t table_find(const struct table *t, const struct ikey *keys, const struct ikey *k)
+static uint32_t table_find(const struct keyset_table *t, const struct ikey *k)
 {
-    return *table_slot(t, keys, k);
+    return t->slot ? *table_slot(t, k) : NONE;
 }
 
-/* Capacity was sized from an upper bound of the keys, so no growth. */
-static uint32_t table_insert(struct table *t, struct ikey *keys, uint32_t *nkeys,
-                             const struct ikey *k, bool *created)
+static bool table_rehash(struct keyset_table *t, uint64_t nslots)
 {
-    uint32_t *s = table_slot(t, keys, k);
-    *created = *s == NONE;
-    if (*created) {
-        keys[*nkeys] = *k;
-        *s = (*nkeys)++;
+    if (nslots > (uint64_t)UINT32_MAX + 1)
+        return false;
+    uint32_t *slot = owfp_malloc(sizeof(uint32_t) * nslots);
+    if (!slot)
+        return false;
+    memset(slot, 0xFF, sizeof(uint32_t) * nslots);
+    owfp_free(t->slot);
+    t->slot = slot;
+    t->mask = (uint32_t)(nslots - 1);
+    for (uint32_t id = 0; id < t->n; id++)
+        *table_slot(t, rec_key(t, id)) = id;
+    return true;
+}
+
+/* Room for one more record: array and slots, load factor at most 1/2. */
+static bool table_reserve(struct keyset_table *t)
+{
+    if (t->n == NONE - 1)
+        return false;
+    if (t->n == t->cap) {
+        uint32_t cap = t->cap ? (t->cap > NONE / 2 ? NONE - 1 : t->cap * 2) : 64;
+        void *recs = owfp_realloc(t->recs, t->stride * cap);
+        if (!recs)
+            return false;
+        t->recs = recs;
+        t->cap = cap;
     }
+    if (!t->slot || 2 * ((uint64_t)t->n + 1) > (uint64_t)t->mask + 1)
+        return table_rehash(t, t->slot ? 2 * ((uint64_t)t->mask + 1) : 128);
+    return true;
+}
+
+/* Id of `k`, added (record zeroed after the key) when new; NONE on no
+ * memory. */
+static uint32_t table_insert(struct keyset_table *t, const struct ikey *k, bool *created)
+{
+    *created = false;
+    uint32_t *s = t->slot ? table_slot(t, k) : NULL;
+    if (s && *s != NONE)
+        return *s;
+    if (!table_reserve(t))
+        return NONE;
+    s = table_slot(t, k); /* the table may have been rebuilt */
+    char *rec = (char *)t->recs + (size_t)t->n * t->stride;
+    memset(rec, 0, t->stride);
+    memcpy(rec, k, sizeof(*k));
+    *created = true;
+    *s = t->n++;
     return *s;
+}
+
+static void table_free(struct keyset_table *t)
+{
+    owfp_free(t->recs);
+    owfp_free(t->slot);
 }
 
 /* ------------------------------------------------------- group key sets */
 
-struct keyset {
+struct key_list {
     uint32_t n;
     struct ikey k[MAX_GROUP_KEYS];
 };
 
-static bool push_key(struct keyset *ks, const struct ikey *k)
+static bool push_key(struct key_list *ks, const struct ikey *k)
 {
     if (ks->n >= MAX_GROUP_KEYS)
         return false;
@@ -266,14 +310,14 @@ static bool push_key(struct keyset *ks, const struct ikey *k)
     return true;
 }
 
-static bool exact_key(const FWP_VALUE0 *v, uint16_t field, uint32_t sub, struct keyset *ks)
+static bool exact_key(const FWP_VALUE0 *v, uint16_t field, uint32_t sub, struct key_list *ks)
 {
     struct ikey k = {.sub = sub, .type = v->type, .field = field};
     k.plen = (uint8_t)type_width(v->type);
     return k.plen && value_bits(v, &k.hi, &k.lo) && push_key(ks, &k);
 }
 
-static bool v4_key(const FWP_V4_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, struct keyset *ks)
+static bool v4_key(const FWP_V4_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, struct key_list *ks)
 {
     if (!m || ((~m->mask) & (~m->mask + 1u)) != 0)
         return false; /* not a prefix: cannot be looked up */
@@ -283,7 +327,7 @@ static bool v4_key(const FWP_V4_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, 
     return push_key(ks, &k);
 }
 
-static bool v6_key(const FWP_V6_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, struct keyset *ks)
+static bool v6_key(const FWP_V6_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, struct key_list *ks)
 {
     if (!m || m->prefixLength > 128)
         return false;
@@ -300,7 +344,7 @@ static bool v6_key(const FWP_V6_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, 
 
 /* A narrow integer range, expanded into its values. Signed types are walked
  * in their order by flipping the sign bit. */
-static bool range_keys(const FWP_RANGE0 *r, uint16_t field, uint32_t sub, struct keyset *ks)
+static bool range_keys(const FWP_RANGE0 *r, uint16_t field, uint32_t sub, struct key_list *ks)
 {
     uint32_t t = r->valueLow.type;
     unsigned w = type_width(t);
@@ -322,7 +366,7 @@ static bool range_keys(const FWP_RANGE0 *r, uint16_t field, uint32_t sub, struct
     }
 }
 
-static bool member_keys(const FWPS_FILTER_CONDITION0 *c, uint32_t sub, struct keyset *ks)
+static bool member_keys(const FWPS_FILTER_CONDITION0 *c, uint32_t sub, struct key_list *ks)
 {
     const FWP_CONDITION_VALUE0 *cv = &c->conditionValue;
     switch (cv->type) {
@@ -344,7 +388,7 @@ static bool member_keys(const FWPS_FILTER_CONDITION0 *c, uint32_t sub, struct ke
 
 /* All keys of the OR group [b, e); false when some member is not indexable. */
 static bool group_keys(const struct owfp_view_entry *e, uint32_t b, uint32_t end, uint32_t sub,
-                       struct keyset *ks)
+                       struct key_list *ks)
 {
     ks->n = 0;
     for (uint32_t i = b; i < end; i++)
@@ -355,20 +399,54 @@ static bool group_keys(const struct owfp_view_entry *e, uint32_t b, uint32_t end
 
 /* ---------------------------------------------------------------- build */
 
+/* An indexable group of one entry, as found while counting candidates. */
+struct cand_group {
+    uint32_t entry;
+    uint32_t first_key; /* into builder.cand_ids */
+    uint32_t nkeys;
+};
+
+/* Build-time data of a posting-list key, parallel to view->keys. */
+struct key_info {
+    uint32_t freq;  /* candidate filters; later the fill counter */
+    uint32_t strct; /* its structure */
+    uint32_t last;  /* last entry filed under it */
+};
+
+/* A structure (value-free key) and how many candidates it would hold. */
+struct struct_rec {
+    struct ikey k;
+    uint64_t weight;
+    bool kept;
+};
+
 struct builder {
     struct owfp_layer_view *v;
-    struct keyset ks;
-    uint32_t nkeys;
-    uint32_t *freq;    /* per key: candidate filters; later a fill counter */
-    uint32_t *kstruct; /* per key: its structure */
-    uint32_t *last;    /* per key: last entry filed there */
-    struct ikey *skeys;
-    struct table stab;
-    uint32_t nstructs;
-    uint64_t *sweight; /* per structure: candidate postings */
-    bool *skept;
-    uint32_t *choice;  /* per entry: first condition of its group, NONE = residual */
+    struct key_list ks;
+    struct key_info *kinfo;
+    uint32_t kinfo_cap;
+    struct keyset_table structs; /* records: struct struct_rec */
+    struct cand_group *groups;   /* in entry order */
+    uint32_t ngroups;
+    uint32_t *cand_ids; /* key ids of every candidate group, back to back */
+    uint32_t ncand;
+    uint32_t *choice; /* per entry: its group in `groups`, NONE = residual list */
 };
+
+static struct key_info *kinfo_of(struct builder *b, uint32_t id)
+{
+    return &b->kinfo[id];
+}
+
+static struct struct_rec *struct_of(struct builder *b, uint32_t id)
+{
+    return (struct struct_rec *)b->structs.recs + id;
+}
+
+static struct vkey *vkey_of(const struct owfp_layer_view *v, uint32_t id)
+{
+    return (struct vkey *)v->keys.recs + id;
+}
 
 struct sortable {
     struct owfp_view_entry e;
@@ -426,8 +504,9 @@ static bool split_sublayers(struct owfp_layer_view *v)
     return true;
 }
 
-/* Calls fn on every indexable group of every entry, with its keys in b->ks. */
-typedef bool (*group_fn)(struct builder *b, uint32_t entry, uint32_t group);
+/* Calls fn on every indexable group of every entry, in entry order, with
+ * the group's keys in b->ks. */
+typedef bool (*group_fn)(struct builder *b, uint32_t entry);
 
 static bool for_each_group(struct builder *b, group_fn fn)
 {
@@ -438,158 +517,165 @@ static bool for_each_group(struct builder *b, group_fn fn)
             const struct owfp_view_entry *e = &v->entries[i];
             if (!e->conds)
                 continue;
-            for (uint32_t g = 0; g < e->nconds; g = owfp_condition_group_end(e->conds, e->nconds, g))
-                if (group_keys(e, g, owfp_condition_group_end(e->conds, e->nconds, g), s, &b->ks) &&
-                    !fn(b, i, g))
+            for (uint32_t g = 0, end; g < e->nconds; g = end) {
+                end = owfp_condition_group_end(e->conds, e->nconds, g);
+                if (group_keys(e, g, end, s, &b->ks) && !fn(b, i))
                     return false;
+            }
         }
     }
     return true;
 }
 
-static bool count_keys(struct builder *b, uint32_t entry, uint32_t group)
+static bool count_groups(struct builder *b, uint32_t entry)
 {
     (void)entry;
-    (void)group;
-    if (b->nkeys > NONE - 1 - b->ks.n)
+    if (b->ncand > NONE - 1 - b->ks.n || b->ngroups == NONE - 1)
         return false;
-    b->nkeys += b->ks.n;
+    b->ncand += b->ks.n;
+    b->ngroups++;
     return true;
 }
 
-static bool add_candidates(struct builder *b, uint32_t entry, uint32_t group)
+/* Keeps the build-time key array as long as the view's key array. */
+static bool grow_kinfo(struct builder *b)
 {
-    struct owfp_layer_view *v = b->v;
-    (void)entry;
-    (void)group;
+    uint32_t cap = b->v->keys.cap;
+    if (cap <= b->kinfo_cap)
+        return true;
+    struct key_info *k = owfp_realloc(b->kinfo, sizeof(*k) * cap);
+    if (!k)
+        return false;
+    b->kinfo = k;
+    b->kinfo_cap = cap;
+    return true;
+}
+
+/* The key's id, registering key and structure on first sight. */
+static uint32_t register_key(struct builder *b, const struct ikey *k)
+{
+    bool created;
+    uint32_t id = table_insert(&b->v->keys, k, &created);
+    if (id == NONE || !created)
+        return id;
+    if (!grow_kinfo(b))
+        return NONE;
+    struct ikey sk = *k;
+    sk.hi = sk.lo = 0;
+    uint32_t st = table_insert(&b->structs, &sk, &created);
+    if (st == NONE)
+        return NONE;
+    *kinfo_of(b, id) = (struct key_info){0, st, NONE};
+    return id;
+}
+
+static bool add_candidates(struct builder *b, uint32_t entry)
+{
+    b->groups[b->ngroups++] = (struct cand_group){entry, b->ncand, b->ks.n};
     for (uint32_t i = 0; i < b->ks.n; i++) {
-        bool created;
-        uint32_t id = table_insert(&v->tab, v->keys, &b->nkeys, &b->ks.k[i], &created);
-        if (created) {
-            struct ikey sk = b->ks.k[i];
-            sk.hi = sk.lo = 0;
-            b->kstruct[id] = table_insert(&b->stab, b->skeys, &b->nstructs, &sk, &created);
-        }
-        b->freq[id]++;
-        b->sweight[b->kstruct[id]]++;
+        uint32_t id = register_key(b, &b->ks.k[i]);
+        if (id == NONE)
+            return false;
+        struct key_info *ki = kinfo_of(b, id);
+        b->cand_ids[b->ncand++] = id;
+        ki->freq++;
+        struct_of(b, ki->strct)->weight++;
     }
     return true;
 }
 
-static bool alloc_build_arrays(struct builder *b, uint32_t bound)
+static bool alloc_candidates(struct builder *b, uint32_t ncand, uint32_t ngroups)
 {
-    struct owfp_layer_view *v = b->v;
-    size_t cap = bound ? bound : 1;
-    v->keys = owfp_malloc(sizeof(*v->keys) * cap);
-    b->skeys = owfp_malloc(sizeof(*b->skeys) * cap);
-    b->freq = owfp_calloc(cap, sizeof(uint32_t));
-    b->kstruct = owfp_malloc(sizeof(uint32_t) * cap);
-    b->last = owfp_malloc(sizeof(uint32_t) * cap);
-    b->sweight = owfp_calloc(cap, sizeof(uint64_t));
-    b->skept = owfp_calloc(cap, sizeof(bool));
-    v->post_off = owfp_calloc(cap, sizeof(uint32_t));
-    v->post_len = owfp_calloc(cap, sizeof(uint32_t));
-    b->choice = owfp_malloc(sizeof(uint32_t) * (v->n ? v->n : 1));
-    if (!v->keys || !b->skeys || !b->freq || !b->kstruct || !b->last || !b->sweight ||
-        !b->skept || !v->post_off || !v->post_len || !b->choice)
+    size_t n = b->v->n;
+    b->v->keys.stride = sizeof(struct vkey);
+    b->structs.stride = sizeof(struct struct_rec);
+    b->cand_ids = owfp_malloc(sizeof(uint32_t) * (ncand ? ncand : 1));
+    b->groups = owfp_malloc(sizeof(*b->groups) * (ngroups ? ngroups : 1));
+    b->choice = owfp_malloc(sizeof(uint32_t) * (n ? n : 1));
+    if (!b->cand_ids || !b->groups || !b->choice)
         return false;
-    memset(b->last, 0xFF, sizeof(uint32_t) * cap);
-    return table_init(&v->tab, bound) && table_init(&b->stab, bound);
+    memset(b->choice, 0xFF, sizeof(uint32_t) * (n ? n : 1));
+    return true;
 }
 
 /* Structure order for keeping: by sublayer, most candidates first, then a
  * fixed order so the choice does not depend on hash layout. */
-struct struct_rank {
-    uint64_t weight;
-    uint32_t sub, type, id;
-    uint16_t field;
-    uint8_t plen;
-};
-
 static int cmp_structs(const void *pa, const void *pb)
 {
-    const struct struct_rank *a = pa, *b = pb;
-    if (a->sub != b->sub)
-        return a->sub < b->sub ? -1 : 1;
+    const struct struct_rec *a = *(const struct struct_rec *const *)pa;
+    const struct struct_rec *b = *(const struct struct_rec *const *)pb;
+    if (a->k.sub != b->k.sub)
+        return a->k.sub < b->k.sub ? -1 : 1;
     if (a->weight != b->weight)
         return a->weight > b->weight ? -1 : 1;
-    if (a->field != b->field)
-        return a->field < b->field ? -1 : 1;
-    if (a->type != b->type)
-        return a->type < b->type ? -1 : 1;
-    return (a->plen > b->plen) - (a->plen < b->plen);
+    if (a->k.field != b->k.field)
+        return a->k.field < b->k.field ? -1 : 1;
+    if (a->k.type != b->k.type)
+        return a->k.type < b->k.type ? -1 : 1;
+    return (a->k.plen > b->k.plen) - (a->k.plen < b->k.plen);
 }
 
 static bool keep_structs(struct builder *b)
 {
     struct owfp_layer_view *v = b->v;
-    size_t cap = b->nstructs ? b->nstructs : 1;
-    struct struct_rank *order = owfp_malloc(sizeof(*order) * cap);
-    v->structs = owfp_malloc(sizeof(*v->structs) * cap);
+    uint32_t n = b->structs.n;
+    struct struct_rec **order = owfp_malloc(sizeof(*order) * (n ? n : 1));
+    v->structs = owfp_malloc(sizeof(*v->structs) * (n ? n : 1));
     if (!order || !v->structs) {
         owfp_free(order);
         return false;
     }
-    for (uint32_t i = 0; i < b->nstructs; i++) {
-        const struct ikey *k = &b->skeys[i];
-        order[i] = (struct struct_rank){b->sweight[i], k->sub, k->type, i, k->field, k->plen};
-    }
-    qsort(order, b->nstructs, sizeof(*order), cmp_structs);
+    for (uint32_t i = 0; i < n; i++)
+        order[i] = struct_of(b, i);
+    qsort(order, n, sizeof(*order), cmp_structs);
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < b->nstructs; i++) {
-        struct view_sub *sub = &v->subs[order[i].sub];
+    for (uint32_t i = 0; i < n; i++) {
+        struct view_sub *sub = &v->subs[order[i]->k.sub];
         if (sub->nstructs == 0)
             sub->struct_first = kept;
         if (sub->nstructs >= MAX_STRUCTS)
             continue;
-        b->skept[order[i].id] = true;
-        v->structs[kept++] = (struct view_struct){order[i].type, order[i].field, order[i].plen};
+        order[i]->kept = true;
+        v->structs[kept++] =
+            (struct view_struct){order[i]->k.type, order[i]->k.field, order[i]->k.plen};
         sub->nstructs++;
     }
     owfp_free(order);
     return true;
 }
 
-/* Cost of filing under the group in b->ks: its candidates; NONE when it
+/* Cost of filing under a group: its keys' candidates; UINT64_MAX when it
  * needs a dropped structure. */
-static uint64_t group_cost(const struct builder *b)
+static uint64_t group_cost(struct builder *b, const struct cand_group *g)
 {
     uint64_t cost = 0;
-    for (uint32_t i = 0; i < b->ks.n; i++) {
-        uint32_t id = table_find(&b->v->tab, b->v->keys, &b->ks.k[i]);
-        if (!b->skept[b->kstruct[id]])
+    for (uint32_t i = 0; i < g->nkeys; i++) {
+        const struct key_info *ki = kinfo_of(b, b->cand_ids[g->first_key + i]);
+        if (!struct_of(b, ki->strct)->kept)
             return UINT64_MAX;
-        cost += b->freq[id];
+        cost += ki->freq;
     }
     return cost;
 }
 
-static void choose_group(struct builder *b, uint32_t entry, uint32_t sub)
+/* Per entry, the cheapest group (ties: fewer keys, then the first). */
+static void choose_groups(struct builder *b)
 {
-    const struct owfp_view_entry *e = &b->v->entries[entry];
     uint64_t best = UINT64_MAX;
     uint32_t best_keys = 0;
-    b->choice[entry] = NONE;
-    if (!e->conds)
-        return;
-    for (uint32_t g = 0; g < e->nconds; g = owfp_condition_group_end(e->conds, e->nconds, g)) {
-        if (!group_keys(e, g, owfp_condition_group_end(e->conds, e->nconds, g), sub, &b->ks))
+    for (uint32_t gi = 0; gi < b->ngroups; gi++) {
+        const struct cand_group *g = &b->groups[gi];
+        if (gi == 0 || g->entry != b->groups[gi - 1].entry)
+            best = UINT64_MAX;
+        uint64_t cost = group_cost(b, g);
+        if (cost == UINT64_MAX)
             continue;
-        uint64_t cost = group_cost(b);
-        if (cost < best || (cost == best && cost != UINT64_MAX && b->ks.n < best_keys)) {
+        if (cost < best || (cost == best && g->nkeys < best_keys)) {
             best = cost;
-            best_keys = b->ks.n;
-            b->choice[entry] = g;
+            best_keys = g->nkeys;
+            b->choice[g->entry] = gi;
         }
     }
-}
-
-/* Keys of the group chosen for `entry`, into b->ks. */
-static void chosen_keys(struct builder *b, uint32_t entry, uint32_t sub)
-{
-    const struct owfp_view_entry *e = &b->v->entries[entry];
-    uint32_t g = b->choice[entry];
-    group_keys(e, g, owfp_condition_group_end(e->conds, e->nconds, g), sub, &b->ks);
 }
 
 /* Counts (fill == false) or writes (fill == true) the postings. Repeated
@@ -607,16 +693,17 @@ static void file_postings(struct builder *b, bool fill)
                 residual++;
                 continue;
             }
-            chosen_keys(b, i, s);
-            for (uint32_t k = 0; k < b->ks.n; k++) {
-                uint32_t id = table_find(&v->tab, v->keys, &b->ks.k[k]);
-                if (b->last[id] == i)
+            const struct cand_group *g = &b->groups[b->choice[i]];
+            for (uint32_t k = 0; k < g->nkeys; k++) {
+                uint32_t id = b->cand_ids[g->first_key + k];
+                struct key_info *ki = kinfo_of(b, id);
+                if (ki->last == i)
                     continue;
-                b->last[id] = i;
+                ki->last = i;
                 if (fill)
-                    v->postings[v->post_off[id] + b->freq[id]++] = i;
+                    v->postings[vkey_of(v, id)->off + ki->freq++] = i;
                 else
-                    v->post_len[id]++;
+                    vkey_of(v, id)->len++;
             }
         }
         sub->nresidual = residual;
@@ -627,9 +714,11 @@ static bool lay_out_postings(struct builder *b)
 {
     struct owfp_layer_view *v = b->v;
     uint64_t total = 0;
-    for (uint32_t id = 0; id < b->nkeys; id++) {
-        v->post_off[id] = (uint32_t)total;
-        total += v->post_len[id];
+    for (uint32_t id = 0; id < v->keys.n; id++) {
+        vkey_of(v, id)->off = (uint32_t)total;
+        total += vkey_of(v, id)->len;
+        kinfo_of(b, id)->freq = 0;
+        kinfo_of(b, id)->last = NONE;
     }
     for (uint32_t s = 0; s < v->nsubs; s++) {
         v->subs[s].residual_off = (uint32_t)total;
@@ -638,25 +727,19 @@ static bool lay_out_postings(struct builder *b)
     if (total >= NONE)
         return false;
     v->postings = owfp_malloc(sizeof(uint32_t) * (total ? total : 1));
-    if (!v->postings)
-        return false;
-    memset(b->freq, 0, sizeof(uint32_t) * b->nkeys);
-    memset(b->last, 0xFF, sizeof(uint32_t) * b->nkeys);
-    return true;
+    return v->postings != NULL;
 }
 
 static bool build_index(struct builder *b)
 {
-    b->nkeys = 0;
-    if (!for_each_group(b, count_keys))
+    if (!for_each_group(b, count_groups))
         return false;
-    uint32_t bound = b->nkeys;
-    b->nkeys = 0;
-    if (!alloc_build_arrays(b, bound) || !for_each_group(b, add_candidates) || !keep_structs(b))
+    uint32_t ncand = b->ncand, ngroups = b->ngroups;
+    b->ncand = b->ngroups = 0;
+    if (!alloc_candidates(b, ncand, ngroups) || !for_each_group(b, add_candidates) ||
+        !keep_structs(b))
         return false;
-    for (uint32_t s = 0; s < b->v->nsubs; s++)
-        for (uint32_t i = 0; i < b->v->subs[s].count; i++)
-            choose_group(b, b->v->subs[s].first + i, s);
+    choose_groups(b);
     file_postings(b, false);
     if (!lay_out_postings(b))
         return false;
@@ -666,13 +749,10 @@ static bool build_index(struct builder *b)
 
 static void free_builder(struct builder *b)
 {
-    owfp_free(b->freq);
-    owfp_free(b->kstruct);
-    owfp_free(b->last);
-    owfp_free(b->skeys);
-    owfp_free(b->stab.slot);
-    owfp_free(b->sweight);
-    owfp_free(b->skept);
+    owfp_free(b->kinfo);
+    table_free(&b->structs);
+    owfp_free(b->groups);
+    owfp_free(b->cand_ids);
     owfp_free(b->choice);
     owfp_free(b);
 }
@@ -708,10 +788,7 @@ void owfp_view_free(struct owfp_layer_view *view)
     owfp_free(view->entries);
     owfp_free(view->subs);
     owfp_free(view->structs);
-    owfp_free(view->keys);
-    owfp_free(view->tab.slot);
-    owfp_free(view->post_off);
-    owfp_free(view->post_len);
+    table_free(&view->keys);
     owfp_free(view->postings);
     owfp_free(view);
 }
@@ -752,9 +829,9 @@ static void add_struct_cursor(struct owfp_view_iter *it, uint32_t sub, const str
     if (val->type != st->type || !value_bits(val, &k.hi, &k.lo))
         return;
     keep_prefix(&k, type_width(st->type));
-    uint32_t id = table_find(&v->tab, v->keys, &k);
+    uint32_t id = table_find(&v->keys, &k);
     if (id != NONE)
-        add_cursor(it, v->postings + v->post_off[id], v->post_len[id]);
+        add_cursor(it, v->postings + vkey_of(v, id)->off, vkey_of(v, id)->len);
 }
 
 void owfp_view_iter_init(struct owfp_view_iter *it, const struct owfp_layer_view *view,

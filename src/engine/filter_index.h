@@ -14,8 +14,9 @@
 
 #include <fwpsk.h>
 
-/* One filter as the view sees it. `conds` are sorted by fieldId; adjacent
- * conditions with the same fieldId form one OR group, groups are ANDed. */
+/* One filter as the view sees it. `conds` are compiled by condition.c:
+ * sorted by fieldId, OR groups marked as owfp_condition_same_group() says,
+ * groups ANDed. */
 struct owfp_view_entry {
     void *owner;              /* returned by the iterator */
     uint64_t filter_id;       /* tie-break: lower id first among equal weights (spec A8) */

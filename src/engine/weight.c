@@ -221,9 +221,9 @@ static unsigned condition_bits(const FWPS_FILTER_CONDITION0 *c)
     if (cv->type == FWP_V4_ADDR_MASK)
         return cv->v4AddrMask ? popcount64(cv->v4AddrMask->mask) : 0;
     if (cv->type == FWP_V6_ADDR_MASK)
-        return cv->v6AddrMask ? (cv->v6AddrMask->prefixLength > 128 ? 128
-                                                                    : cv->v6AddrMask->prefixLength)
-                              : 0;
+        return cv->v6AddrMask
+                   ? (cv->v6AddrMask->prefixLength > 128 ? 128 : cv->v6AddrMask->prefixLength)
+                   : 0;
     switch (c->matchType) {
     case FWP_MATCH_EQUAL:
         return equal_bits(cv);

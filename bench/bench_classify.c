@@ -1,0 +1,274 @@
+/*
+ * bench_classify: cost of one ALE_FLOW_ESTABLISHED_V4 classify as the filter
+ * count in the layer grows (10, 1,000, 100,000 by default).
+ *
+ * For every filter count, a fresh engine gets the generated filters (one
+ * transaction, so one view build), then the same seeded sequence of flows is
+ * run through it `runs` times, measured three ways:
+ *   open+close  owfp_flow_open + owfp_flow_close per flow (the data-plane API)
+ *   classify    open+close minus the open+close median with 0 filters
+ *   direct      the engine's classify entry (owfp_ale_flow_established, an
+ *               internal function) on one flow held open: the classify alone
+ * Each run's ns/flow is one sample; the table shows median [min..max].
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_common.h"
+#include "engine/ale.h"
+
+#define MAX_SIZES 8
+#define MAX_RUNS 101
+#define MIN_FLOWS 5000u
+
+struct opts {
+    uint64_t seed;
+    uint32_t runs;
+    uint32_t flows;
+    uint32_t budget_ms;
+    uint32_t callout_every;
+    uint32_t sizes[MAX_SIZES];
+    uint32_t nsizes;
+    int mixes; /* bit 0: mixed, bit 1: indexable */
+};
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: bench_classify [options]\n"
+            "  --sizes LIST        filter counts, comma separated (default 10,1000,100000)\n"
+            "  --runs N            measured repetitions per size (default 7)\n"
+            "  --flows N           at most N flows per repetition (default 200000)\n"
+            "  --budget-ms N       fewer flows (not below 5000) when a repetition would\n"
+            "                      take longer than N ms (default 200)\n"
+            "  --mix M             mixed | indexable | both (default both)\n"
+            "  --callout-every N   2 of every N filters are callout filters (default 500)\n"
+            "  --seed N            random seed for filters and flows (default 1)\n"
+            "  --help              this text\n"
+            "Prints ns per flow (median [min..max] over the runs) for open+close, for\n"
+            "classify alone (open+close minus the 0-filter baseline) and for a direct call\n"
+            "of the engine's classify on one open flow, then the growth ratios vs. the\n"
+            "smallest size. The filter and flow mix is described in bench_common.c.\n");
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){.seed = 1, .runs = 7, .flows = 200000, .budget_ms = 200, .callout_every = 500,
+                       .sizes = {10, 1000, 100000}, .nsizes = 3, .mixes = 3};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = b_parse_u64(a, v), i++;
+        } else if (!strcmp(a, "--runs")) {
+            o->runs = (uint32_t)b_parse_u64(a, v), i++;
+        } else if (!strcmp(a, "--flows")) {
+            o->flows = (uint32_t)b_parse_u64(a, v), i++;
+        } else if (!strcmp(a, "--budget-ms")) {
+            o->budget_ms = (uint32_t)b_parse_u64(a, v), i++;
+        } else if (!strcmp(a, "--callout-every")) {
+            o->callout_every = (uint32_t)b_parse_u64(a, v), i++;
+        } else if (!strcmp(a, "--mix")) {
+            if (!v || (strcmp(v, "mixed") && strcmp(v, "indexable") && strcmp(v, "both"))) {
+                fprintf(stderr, "bench_classify: --mix takes mixed, indexable or both\n");
+                exit(2);
+            }
+            o->mixes = !strcmp(v, "mixed") ? 1 : !strcmp(v, "indexable") ? 2 : 3;
+            i++;
+        } else if (!strcmp(a, "--sizes")) {
+            if (!v) {
+                fprintf(stderr, "bench_classify: --sizes needs a value\n");
+                exit(2);
+            }
+            char buf[256];
+            snprintf(buf, sizeof(buf), "%s", v);
+            o->nsizes = 0;
+            for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (o->nsizes == MAX_SIZES) {
+                    fprintf(stderr, "bench_classify: at most %d sizes\n", MAX_SIZES);
+                    exit(2);
+                }
+                o->sizes[o->nsizes++] = (uint32_t)b_parse_u64(a, t);
+            }
+            i++;
+        } else {
+            fprintf(stderr, "bench_classify: unknown option %s\n", a);
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (!o->runs || o->runs > MAX_RUNS || !o->flows || !o->nsizes) {
+        fprintf(stderr, "bench_classify: need 1..%d runs, flows > 0 and sizes\n", MAX_RUNS);
+        exit(2);
+    }
+}
+
+struct result {
+    uint32_t filters;
+    uint32_t flows; /* per run */
+    double commit_ms;
+    struct b_stats open_close, direct;
+    double decided_pct, blocked_pct, callouts_per_flow;
+};
+
+/* ns per flow of one pass of open+close over all flows. */
+static double pass_open_close(owfp_engine *e, const struct owfp_flow_params *p, uint32_t n,
+                              uint32_t *blocked)
+{
+    uint64_t t0 = b_now_ns();
+    uint32_t nb = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        owfp_flow *f;
+        enum owfp_flow_verdict v;
+        if (owfp_flow_open(e, &p[i], &f, &v) != STATUS_SUCCESS) {
+            fprintf(stderr, "bench_classify: owfp_flow_open failed\n");
+            exit(1);
+        }
+        nb += v == OWFP_FLOW_BLOCKED;
+        owfp_flow_close(f);
+    }
+    uint64_t t1 = b_now_ns();
+    if (blocked)
+        *blocked = nb;
+    return (double)(t1 - t0) / n;
+}
+
+/* ns per flow of one pass of the engine's classify on one held flow. */
+static double pass_direct(owfp_engine *e, struct owfp_flow *held,
+                          const struct owfp_flow_params *p, uint32_t n, uint32_t *decided)
+{
+    uint64_t t0 = b_now_ns();
+    uint32_t nd = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct owfp_verdict v;
+        owfp_ale_flow_established((struct owfp_engine *)e, held, &p[i], &v);
+        nd += v.filter_id != 0;
+    }
+    uint64_t t1 = b_now_ns();
+    if (decided)
+        *decided = nd;
+    return (double)(t1 - t0) / n;
+}
+
+static void measure(const struct opts *o, enum b_mix mix, uint32_t nfilters,
+                    const struct owfp_flow_params *flows, struct result *res)
+{
+    struct b_env env;
+    b_env_up(&env);
+    struct b_rng r = {o->seed * 0x100000001b3u + nfilters};
+    uint64_t t0 = b_now_ns();
+    b_check("FwpmTransactionBegin0", FwpmTransactionBegin0(env.session, 0));
+    b_add_filters(env.session, &r, mix, nfilters, o->callout_every, NULL);
+    uint64_t t1 = b_now_ns();
+    b_check("FwpmTransactionCommit0", FwpmTransactionCommit0(env.session));
+    uint64_t t2 = b_now_ns();
+    (void)t0;
+    res->filters = nfilters;
+    res->commit_ms = (double)(t2 - t1) / 1e6;
+
+    /* Warm-up pass, which also sizes the runs to the time budget. */
+    uint32_t n = o->flows < MIN_FLOWS ? o->flows : MIN_FLOWS;
+    double est = pass_open_close(env.engine, flows, n, NULL);
+    double fit = (double)o->budget_ms * 1e6 / est;
+    if (fit > n)
+        n = fit >= o->flows ? o->flows : (uint32_t)fit;
+    res->flows = n;
+
+    double oc[MAX_RUNS], dc[MAX_RUNS];
+    uint32_t blocked = 0, decided = 0;
+    pass_open_close(env.engine, flows, n, NULL);
+    for (uint32_t run = 0; run < o->runs; run++)
+        oc[run] = pass_open_close(env.engine, flows, n, &blocked);
+
+    owfp_flow *held;
+    enum owfp_flow_verdict v;
+    b_check("owfp_flow_open", owfp_flow_open(env.engine, &flows[0], &held, &v));
+    pass_direct(env.engine, (struct owfp_flow *)held, flows, n, NULL); /* warm-up */
+    uint64_t calls0 = b_callout_calls;
+    for (uint32_t run = 0; run < o->runs; run++)
+        dc[run] = pass_direct(env.engine, (struct owfp_flow *)held, flows, n, &decided);
+    uint64_t calls = b_callout_calls - calls0;
+    owfp_flow_close(held);
+
+    res->open_close = b_summarise(oc, o->runs);
+    res->direct = b_summarise(dc, o->runs);
+    res->blocked_pct = 100.0 * blocked / n;
+    res->decided_pct = 100.0 * decided / n;
+    res->callouts_per_flow = (double)calls / ((double)n * o->runs);
+    b_env_down(&env);
+}
+
+static void report(const char *mix_name, const struct result *base, const struct result *res,
+                   uint32_t n)
+{
+    printf("\n## mix=%s: ns per flow, median [min..max] over the runs\n", mix_name);
+    printf("%9s %10s %9s %22s %9s %22s %8s %8s %9s\n", "filters", "commit_ms", "flows/run",
+           "open+close", "classify", "direct classify", "decided", "blocked", "callouts");
+    const struct result *rows[MAX_SIZES + 1];
+    rows[0] = base;
+    for (uint32_t i = 0; i < n; i++)
+        rows[i + 1] = &res[i];
+    for (uint32_t i = 0; i <= n; i++) {
+        const struct result *x = rows[i];
+        char oc[64], dc[64];
+        snprintf(oc, sizeof(oc), "%.0f [%.0f..%.0f]", x->open_close.median, x->open_close.min,
+                 x->open_close.max);
+        snprintf(dc, sizeof(dc), "%.0f [%.0f..%.0f]", x->direct.median, x->direct.min,
+                 x->direct.max);
+        printf("%9" PRIu32 " %10.1f %9" PRIu32 " %22s %9.0f %22s %7.1f%% %7.1f%% %9.3f\n",
+               x->filters, x->commit_ms, x->flows, oc, x->open_close.median - base->open_close.median, dc,
+               x->decided_pct, x->blocked_pct, x->callouts_per_flow);
+    }
+    printf("growth vs %" PRIu32 " filters (filter ratio -> cost ratio):\n", res[0].filters);
+    double c0 = res[0].open_close.median - base->open_close.median;
+    for (uint32_t i = 1; i < n; i++) {
+        double ci = res[i].open_close.median - base->open_close.median;
+        printf("  %" PRIu32 "/%" PRIu32 " = x%.0f filters: open+close x%.2f, classify x%.2f, "
+               "direct x%.2f\n",
+               res[i].filters, res[0].filters, (double)res[i].filters / res[0].filters,
+               res[i].open_close.median / res[0].open_close.median, c0 > 0 ? ci / c0 : 0.0,
+               res[i].direct.median / res[0].direct.median);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    parse(argc, argv, &o);
+    b_print_machine();
+    printf("# bench_classify: seed %" PRIu64 ", %" PRIu32 " runs x %" PRIu32
+           " flows, callout filters 2 per %" PRIu32 "\n",
+           o.seed, o.runs, o.flows, o.callout_every);
+    printf("# columns: decided = flows where a filter's PERMIT/BLOCK stood; callouts = callout\n"
+           "# invocations per classify; classify = open+close - open+close(0 filters)\n");
+    fflush(stdout);
+
+    struct owfp_flow_params *flows = malloc(sizeof(*flows) * o.flows);
+    if (!flows) {
+        fprintf(stderr, "bench_classify: out of memory\n");
+        return 1;
+    }
+    struct b_rng fr = {o.seed ^ UINT64_C(0xf10f10f10)};
+    for (uint32_t i = 0; i < o.flows; i++)
+        b_gen_flow(&fr, &flows[i]);
+
+    uint64_t start = b_now_ns();
+    for (int m = 0; m < 2; m++) {
+        if (!(o.mixes & (1 << m)))
+            continue;
+        enum b_mix mix = m ? B_MIX_INDEXABLE : B_MIX_MIXED;
+        struct result base, res[MAX_SIZES];
+        measure(&o, mix, 0, flows, &base);
+        for (uint32_t i = 0; i < o.nsizes; i++)
+            measure(&o, mix, o.sizes[i], flows, &res[i]);
+        report(m ? "indexable" : "mixed", &base, res, o.nsizes);
+        fflush(stdout);
+    }
+    printf("\n# total time %.1f s\n", (double)(b_now_ns() - start) / 1e9);
+    free(flows);
+    return 0;
+}
