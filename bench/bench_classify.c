@@ -1,6 +1,6 @@
 /*
  * bench_classify: cost of one ALE_FLOW_ESTABLISHED_V4 classify as the filter
- * count in the layer grows (10, 1,000, 100,000 by default).
+ * count in the layer grows (10, 100, 1,000, 10,000, 100,000 by default).
  *
  * For every filter count, a fresh engine gets the generated filters (one
  * transaction, so one view build), then the same seeded sequence of flows is
@@ -9,7 +9,8 @@
  *   classify    open+close minus the open+close median with 0 filters
  *   direct      the engine's classify entry (owfp_ale_flow_established, an
  *               internal function) on one flow held open: the classify alone
- * Each run's ns/flow is one sample; the table shows median [min..max].
+ * Each run's ns/flow is one sample; the table shows median [min..max] of the
+ * thread's CPU time (the machine may be shared) and the median wall time.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,25 +39,27 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: bench_classify [options]\n"
-            "  --sizes LIST        filter counts, comma separated (default 10,1000,100000)\n"
+            "  --sizes LIST        filter counts, comma separated\n"
+            "                      (default 10,100,1000,10000,100000)\n"
             "  --runs N            measured repetitions per size (default 7)\n"
             "  --flows N           at most N flows per repetition (default 200000)\n"
             "  --budget-ms N       fewer flows (not below 5000) when a repetition would\n"
-            "                      take longer than N ms (default 200)\n"
+            "                      take more than N ms of CPU (default 200)\n"
             "  --mix M             mixed | indexable | both (default both)\n"
             "  --callout-every N   2 of every N filters are callout filters (default 500)\n"
             "  --seed N            random seed for filters and flows (default 1)\n"
             "  --help              this text\n"
-            "Prints ns per flow (median [min..max] over the runs) for open+close, for\n"
-            "classify alone (open+close minus the 0-filter baseline) and for a direct call\n"
-            "of the engine's classify on one open flow, then the growth ratios vs. the\n"
-            "smallest size. The filter and flow mix is described in bench_common.c.\n");
+            "Prints CPU ns per flow (median [min..max] over the runs; wall-clock median\n"
+            "beside) for open+close, for classify alone (open+close minus the 0-filter\n"
+            "baseline) and for a direct call of the engine's classify on one open flow,\n"
+            "then the growth ratios vs. the smallest size. The filter and flow mix is\n"
+            "described in bench_common.c.\n");
 }
 
 static void parse(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.seed = 1, .runs = 7, .flows = 200000, .budget_ms = 200, .callout_every = 500,
-                       .sizes = {10, 1000, 100000}, .nsizes = 3, .mixes = 3};
+                       .sizes = {10, 100, 1000, 10000, 100000}, .nsizes = 5, .mixes = 3};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -111,15 +114,25 @@ struct result {
     uint32_t filters;
     uint32_t flows; /* per run */
     double commit_ms;
-    struct b_stats open_close, direct;
+    struct b_stats open_close, direct;  /* CPU time */
+    double open_close_wall, direct_wall; /* medians */
     double decided_pct, blocked_pct, callouts_per_flow;
 };
 
-/* ns per flow of one pass of open+close over all flows. */
-static double pass_open_close(owfp_engine *e, const struct owfp_flow_params *p, uint32_t n,
-                              uint32_t *blocked)
+struct pass {
+    double cpu, wall; /* ns per flow */
+};
+
+static struct pass per_flow(struct b_clock c, uint32_t n)
 {
-    uint64_t t0 = b_now_ns();
+    return (struct pass){(double)c.cpu / n, (double)c.wall / n};
+}
+
+/* One pass of open+close over the first n flows. */
+static struct pass pass_open_close(owfp_engine *e, const struct owfp_flow_params *p, uint32_t n,
+                                   uint32_t *blocked)
+{
+    struct b_clock t0 = b_clock_now();
     uint32_t nb = 0;
     for (uint32_t i = 0; i < n; i++) {
         owfp_flow *f;
@@ -131,27 +144,27 @@ static double pass_open_close(owfp_engine *e, const struct owfp_flow_params *p, 
         nb += v == OWFP_FLOW_BLOCKED;
         owfp_flow_close(f);
     }
-    uint64_t t1 = b_now_ns();
+    struct pass r = per_flow(b_clock_since(t0), n);
     if (blocked)
         *blocked = nb;
-    return (double)(t1 - t0) / n;
+    return r;
 }
 
-/* ns per flow of one pass of the engine's classify on one held flow. */
-static double pass_direct(owfp_engine *e, struct owfp_flow *held,
-                          const struct owfp_flow_params *p, uint32_t n, uint32_t *decided)
+/* One pass of the engine's classify on one held flow over the first n flows. */
+static struct pass pass_direct(owfp_engine *e, struct owfp_flow *held,
+                               const struct owfp_flow_params *p, uint32_t n, uint32_t *decided)
 {
-    uint64_t t0 = b_now_ns();
+    struct b_clock t0 = b_clock_now();
     uint32_t nd = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct owfp_verdict v;
         owfp_ale_flow_established((struct owfp_engine *)e, held, &p[i], &v);
         nd += v.filter_id != 0;
     }
-    uint64_t t1 = b_now_ns();
+    struct pass r = per_flow(b_clock_since(t0), n);
     if (decided)
         *decided = nd;
-    return (double)(t1 - t0) / n;
+    return r;
 }
 
 static void measure(const struct opts *o, enum b_mix mix, uint32_t nfilters,
@@ -160,42 +173,47 @@ static void measure(const struct opts *o, enum b_mix mix, uint32_t nfilters,
     struct b_env env;
     b_env_up(&env);
     struct b_rng r = {o->seed * 0x100000001b3u + nfilters};
-    uint64_t t0 = b_now_ns();
     b_check("FwpmTransactionBegin0", FwpmTransactionBegin0(env.session, 0));
     b_add_filters(env.session, &r, mix, nfilters, o->callout_every, NULL);
-    uint64_t t1 = b_now_ns();
+    struct b_clock t = b_clock_now();
     b_check("FwpmTransactionCommit0", FwpmTransactionCommit0(env.session));
-    uint64_t t2 = b_now_ns();
-    (void)t0;
     res->filters = nfilters;
-    res->commit_ms = (double)(t2 - t1) / 1e6;
+    res->commit_ms = (double)b_clock_since(t).cpu / 1e6;
 
     /* Warm-up pass, which also sizes the runs to the time budget. */
     uint32_t n = o->flows < MIN_FLOWS ? o->flows : MIN_FLOWS;
-    double est = pass_open_close(env.engine, flows, n, NULL);
-    double fit = (double)o->budget_ms * 1e6 / est;
+    struct pass est = pass_open_close(env.engine, flows, n, NULL);
+    double fit = (double)o->budget_ms * 1e6 / est.cpu;
     if (fit > n)
         n = fit >= o->flows ? o->flows : (uint32_t)fit;
     res->flows = n;
 
-    double oc[MAX_RUNS], dc[MAX_RUNS];
+    double oc[MAX_RUNS], ocw[MAX_RUNS], dc[MAX_RUNS], dcw[MAX_RUNS];
     uint32_t blocked = 0, decided = 0;
     pass_open_close(env.engine, flows, n, NULL);
-    for (uint32_t run = 0; run < o->runs; run++)
-        oc[run] = pass_open_close(env.engine, flows, n, &blocked);
+    for (uint32_t run = 0; run < o->runs; run++) {
+        struct pass x = pass_open_close(env.engine, flows, n, &blocked);
+        oc[run] = x.cpu;
+        ocw[run] = x.wall;
+    }
 
     owfp_flow *held;
     enum owfp_flow_verdict v;
     b_check("owfp_flow_open", owfp_flow_open(env.engine, &flows[0], &held, &v));
     pass_direct(env.engine, (struct owfp_flow *)held, flows, n, NULL); /* warm-up */
     uint64_t calls0 = b_callout_calls;
-    for (uint32_t run = 0; run < o->runs; run++)
-        dc[run] = pass_direct(env.engine, (struct owfp_flow *)held, flows, n, &decided);
+    for (uint32_t run = 0; run < o->runs; run++) {
+        struct pass x = pass_direct(env.engine, (struct owfp_flow *)held, flows, n, &decided);
+        dc[run] = x.cpu;
+        dcw[run] = x.wall;
+    }
     uint64_t calls = b_callout_calls - calls0;
     owfp_flow_close(held);
 
     res->open_close = b_summarise(oc, o->runs);
     res->direct = b_summarise(dc, o->runs);
+    res->open_close_wall = b_summarise(ocw, o->runs).median;
+    res->direct_wall = b_summarise(dcw, o->runs).median;
     res->blocked_pct = 100.0 * blocked / n;
     res->decided_pct = 100.0 * decided / n;
     res->callouts_per_flow = (double)calls / ((double)n * o->runs);
@@ -205,9 +223,11 @@ static void measure(const struct opts *o, enum b_mix mix, uint32_t nfilters,
 static void report(const char *mix_name, const struct result *base, const struct result *res,
                    uint32_t n)
 {
-    printf("\n## mix=%s: ns per flow, median [min..max] over the runs\n", mix_name);
-    printf("%9s %10s %9s %22s %9s %22s %8s %8s %9s\n", "filters", "commit_ms", "flows/run",
-           "open+close", "classify", "direct classify", "decided", "blocked", "callouts");
+    printf("\n## mix=%s: CPU ns per flow, median [min..max] over the runs (wall: median)\n",
+           mix_name);
+    printf("%8s %9s %9s %20s %7s %8s %20s %7s %7s %7s %8s\n", "filters", "commit_ms",
+           "flows/run", "open+close", "wall", "classify", "direct classify", "wall", "decided",
+           "blocked", "callouts");
     const struct result *rows[MAX_SIZES + 1];
     rows[0] = base;
     for (uint32_t i = 0; i < n; i++)
@@ -219,11 +239,13 @@ static void report(const char *mix_name, const struct result *base, const struct
                  x->open_close.max);
         snprintf(dc, sizeof(dc), "%.0f [%.0f..%.0f]", x->direct.median, x->direct.min,
                  x->direct.max);
-        printf("%9" PRIu32 " %10.1f %9" PRIu32 " %22s %9.0f %22s %7.1f%% %7.1f%% %9.3f\n",
-               x->filters, x->commit_ms, x->flows, oc, x->open_close.median - base->open_close.median, dc,
+        printf("%8" PRIu32 " %9.1f %9" PRIu32 " %20s %7.0f %8.0f %20s %7.0f %6.1f%% %6.1f%% %8.3f\n",
+               x->filters, x->commit_ms, x->flows, oc, x->open_close_wall,
+               x->open_close.median - base->open_close.median, dc, x->direct_wall,
                x->decided_pct, x->blocked_pct, x->callouts_per_flow);
     }
-    printf("growth vs %" PRIu32 " filters (filter ratio -> cost ratio):\n", res[0].filters);
+    printf("growth vs %" PRIu32 " filters (filter ratio -> cost ratio, CPU medians):\n",
+           res[0].filters);
     double c0 = res[0].open_close.median - base->open_close.median;
     for (uint32_t i = 1; i < n; i++) {
         double ci = res[i].open_close.median - base->open_close.median;
@@ -256,7 +278,7 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < o.flows; i++)
         b_gen_flow(&fr, &flows[i]);
 
-    uint64_t start = b_now_ns();
+    struct b_clock start = b_clock_now();
     for (int m = 0; m < 2; m++) {
         if (!(o.mixes & (1 << m)))
             continue;
@@ -268,7 +290,9 @@ int main(int argc, char **argv)
         report(m ? "indexable" : "mixed", &base, res, o.nsizes);
         fflush(stdout);
     }
-    printf("\n# total time %.1f s\n", (double)(b_now_ns() - start) / 1e9);
+    struct b_clock total = b_clock_since(start);
+    printf("\n# total: wall %.1f s, CPU %.1f s; load average now %.2f\n", (double)total.wall / 1e9,
+           (double)total.cpu / 1e9, b_loadavg());
     free(flows);
     return 0;
 }

@@ -24,7 +24,9 @@
  * Actions: 40% PERMIT, 30% BLOCK, 30% CONTINUE; weights: half automatic
  * (FWP_EMPTY), half FWP_UINT8 0..15. Two of every `callout_every` filters
  * are callout filters (one inspection, one terminating) with the same kind
- * of conditions.
+ * of conditions, except filter 0: an inspection callout filter with no
+ * conditions, as a monitoring driver adds, so every classify calls the
+ * trivial callout once.
  *
  * Flows: 80% TCP / 20% UDP, 70% outbound; remote address in 10.0.0.0/8 for
  * 25% of flows, otherwise uniform over 1.0.0.0..223.255.255.255; local
@@ -62,6 +64,31 @@ uint64_t b_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct b_clock b_clock_now(void)
+{
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    return (struct b_clock){b_now_ns(), (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec};
+}
+
+struct b_clock b_clock_since(struct b_clock since)
+{
+    struct b_clock now = b_clock_now();
+    return (struct b_clock){now.wall - since.wall, now.cpu - since.cpu};
+}
+
+double b_loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -150,8 +177,8 @@ void b_print_machine(void)
     time_t now = time(NULL);
     char date[64];
     strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-    printf("# machine: %s, nproc %ld, kernel %s; %s\n", model, sysconf(_SC_NPROCESSORS_ONLN),
-           u.release, date);
+    printf("# machine: %s, nproc %ld, kernel %s; %s; load average %.2f\n", model,
+           sysconf(_SC_NPROCESSORS_ONLN), u.release, date, b_loadavg());
 }
 
 /* ------------------------------------------------------ engine set-up */
@@ -373,6 +400,8 @@ void b_gen_filter(struct b_rng *r, enum b_mix mix, uint32_t i, uint32_t callout_
                                        : FWP_ACTION_CONTINUE;
     }
     b->f.filterCondition = b->cond;
+    if (callout_every && i == 0)
+        return; /* the catch-all inspection filter */
 
     unsigned k = 0, p = b_below(r, 100);
     while (p >= kind_cum[k])

@@ -25,6 +25,19 @@ uint32_t b_below(struct b_rng *r, uint32_t n);
 
 uint64_t b_now_ns(void);
 
+/* Wall-clock and this thread's CPU time, in ns. The machine may be shared:
+ * CPU time leaves out the time the thread waited for a CPU, wall time does
+ * not; the benchmarks report both. */
+struct b_clock {
+    uint64_t wall, cpu;
+};
+struct b_clock b_clock_now(void);
+/* Wall and CPU time from `since` to now, in ns. */
+struct b_clock b_clock_since(struct b_clock since);
+
+/* The 1-minute load average, for the reports. */
+double b_loadavg(void);
+
 /* Median, minimum and maximum of `n` samples (the array is sorted). */
 struct b_stats {
     double median, min, max;
@@ -86,8 +99,9 @@ struct b_filter {
 #define B_KINDS 10
 extern const char *const b_kind_name[B_KINDS];
 
-/* Filter number `i` of a set: callout filters at i % callout_every == 0
- * (callout_every 0 = none), otherwise a static PERMIT/BLOCK/CONTINUE. */
+/* Filter number `i` of a set: callout filters at i % callout_every < 2
+ * (inspection at 0, terminating at 1; callout_every 0 = none), filter 0 with
+ * no conditions; otherwise a static PERMIT/BLOCK/CONTINUE. */
 void b_gen_filter(struct b_rng *r, enum b_mix mix, uint32_t i, uint32_t callout_every,
                   struct b_filter *out);
 

@@ -176,7 +176,8 @@ static void NTAPI r8_ins_classify(const FWPS_INCOMING_VALUES0 *in,
                                                 atomic_load(&r8_ins_id), ctx);
         if (st == STATUS_SUCCESS)
             atomic_fetch_add(&r8_assoc_ok, 1);
-        else if (st == STATUS_INVALID_DEVICE_STATE) /* draining (Q3) */
+        else if (st == STATUS_INVALID_DEVICE_STATE || /* draining after BUSY (Q3) */
+                 st == STATUS_FWP_CALLOUT_NOT_FOUND)   /* unregister completing meanwhile */
             atomic_fetch_add(&r8_assoc_refused, 1);
         else
             violation("R8: associate returned 0x%08x", (unsigned)st);
@@ -350,6 +351,14 @@ static void test_R8_no_call_after_unregister_with_classifies_in_flight(void **st
             break;
         }
 
+        /* A new key each cycle: the id table grows while classifies read it. */
+        GUID extra = h_guid(0x8200 + cycles);
+        UINT32 extra_id = 0;
+        if (h_register0(&extra, 0, r8_term_classify, r8_term_notify, NULL, &extra_id) !=
+                STATUS_SUCCESS ||
+            FwpsCalloutUnregisterById0(extra_id) != STATUS_SUCCESS)
+            violation("R8: register/unregister of a fresh key failed");
+
         /* Register again: nothing from the old registration is running. */
         UINT32 id2 = 0;
         atomic_store(&r8_ins_gone, 0);
@@ -381,6 +390,8 @@ static void test_R8_no_call_after_unregister_with_classifies_in_flight(void **st
 /* A classify that is running when unregister starts: unregister returns
  * only after that classify returned. */
 static atomic_int r8w_entered, r8w_unregister_started, r8w_returned, r8w_calls;
+/* When set, the classify also waits for r8w_poller_done before returning. */
+static atomic_int r8w_hold_for_poller, r8w_poller_done;
 
 static void NTAPI r8w_classify(const FWPS_INCOMING_VALUES0 *in,
                                const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
@@ -397,6 +408,10 @@ static void NTAPI r8w_classify(const FWPS_INCOMING_VALUES0 *in,
     uint64_t deadline = now_ms() + HANG_MS;
     while (!atomic_load(&r8w_unregister_started) && now_ms() < deadline)
         sched_yield();
+    if (atomic_load(&r8w_hold_for_poller)) {
+        while (!atomic_load(&r8w_poller_done) && now_ms() < deadline)
+            sched_yield();
+    }
     /* Unregister is now in progress on the other thread; stay a while. */
     sleep_ms(150);
     out->actionType = FWP_ACTION_PERMIT;
@@ -435,6 +450,7 @@ static void test_R8_unregister_waits_for_running_classify(void **state)
         atomic_store(&r8w_returned, 0);
         atomic_store(&r8w_calls, 0);
         atomic_store(&r8w_verdict, -1);
+        atomic_store(&r8w_hold_for_poller, 0);
         UINT32 id = 0;
         assert_int_equal(h_register0(&key, 0, r8w_classify, h_notify_ok, NULL, &id),
                          STATUS_SUCCESS);
@@ -459,6 +475,79 @@ static void test_R8_unregister_waits_for_running_classify(void **state)
         assert_int_equal(v, OWFP_FLOW_BLOCKED);
         assert_int_equal(atomic_load(&r8w_calls), 1);
     }
+}
+
+/* While an unregister drains (a classify of the callout is still running),
+ * registering or unregistering the same callout from another thread answers
+ * STATUS_FWP_IN_USE (R7). The classify is held until the probing thread is
+ * done, so the unregister cannot finish in between. */
+static atomic_uint r7p_key_n, r7p_id;
+static atomic_int r7p_register_status, r7p_unregister_status, r7p_early_answers;
+
+static void *r7p_poller(void *arg)
+{
+    (void)arg;
+    GUID key = h_guid(atomic_load(&r7p_key_n));
+    uint64_t deadline = now_ms() + HANG_MS;
+    while (!atomic_load(&r8w_unregister_started) && now_ms() < deadline)
+        sched_yield();
+    NTSTATUS st;
+    UINT32 id = 0;
+    /* ALREADY_EXISTS until the unregister has begun, then IN_USE. */
+    while ((st = h_register0(&key, 0, r8w_classify, h_notify_ok, NULL, &id)) ==
+               STATUS_FWP_ALREADY_EXISTS &&
+           now_ms() < deadline) {
+        atomic_fetch_add(&r7p_early_answers, 1);
+        sched_yield();
+    }
+    atomic_store(&r7p_register_status, st);
+    atomic_store(&r7p_unregister_status, FwpsCalloutUnregisterById0(atomic_load(&r7p_id)));
+    atomic_store(&r8w_poller_done, 1);
+    return NULL;
+}
+
+static void test_R7_register_or_unregister_while_draining_is_in_use(void **state)
+{
+    (void)state;
+    reset_common();
+    atomic_store(&r7p_key_n, 0x7101);
+    GUID key = h_guid(0x7101);
+    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
+    assert_int_equal(add_callout_filter(h_session, NULL, FWP_ACTION_CALLOUT_TERMINATING, &key, 0,
+                                        0, NULL),
+                     STATUS_SUCCESS);
+    atomic_store(&r8w_entered, 0);
+    atomic_store(&r8w_unregister_started, 0);
+    atomic_store(&r8w_returned, 0);
+    atomic_store(&r8w_calls, 0);
+    atomic_store(&r8w_verdict, -1);
+    atomic_store(&r8w_hold_for_poller, 1);
+    atomic_store(&r8w_poller_done, 0);
+    atomic_store(&r7p_early_answers, 0);
+    UINT32 id = 0;
+    assert_int_equal(h_register0(&key, 0, r8w_classify, h_notify_ok, NULL, &id), STATUS_SUCCESS);
+    atomic_store(&r7p_id, id);
+    pthread_t opener, poller;
+    start_thread(&opener, r8w_open_one, NULL);
+    assert_true(wait_at_least(&r8w_entered, 1));
+    start_thread(&poller, r7p_poller, NULL);
+    atomic_store(&r8w_unregister_started, 1);
+    NTSTATUS st = FwpsCalloutUnregisterById0(id);
+    int returned_before = atomic_load(&r8w_returned);
+    join_thread(poller);
+    join_thread(opener);
+    atomic_store(&r8w_hold_for_poller, 0);
+    assert_int_equal(st, STATUS_SUCCESS);
+    assert_int_equal(returned_before, 1);
+    assert_int_equal(atomic_load(&r7p_register_status), STATUS_FWP_IN_USE);
+    assert_int_equal(atomic_load(&r7p_unregister_status), STATUS_FWP_IN_USE);
+    assert_no_violations();
+    /* The unregister finished; the key may be registered again, same id. */
+    UINT32 id2 = 0;
+    assert_int_equal(h_register0(&key, 0, r8w_classify, h_notify_ok, NULL, &id2),
+                     STATUS_SUCCESS);
+    assert_int_equal(id2, id);
+    assert_int_equal(FwpsCalloutUnregisterById0(id2), STATUS_SUCCESS);
 }
 
 /* --------------------------- R7: BUSY, contexts removed elsewhere, SUCCESS */
@@ -892,6 +981,37 @@ static atomic_int f6_assoc_status;
 static atomic_int f6_deleted[2 * F6_ROUNDS + 2];
 static atomic_int f6_remove_status, f6_remove2_status, f6_deleted_at_return;
 static atomic_int f6_racing;
+/* A second callout whose filter comes after the first one's: the remover
+ * thread associates a context for it while the flow is being classified. */
+static atomic_uint f6b_id;
+static atomic_int f6b_assoc_status;
+static _Atomic int64_t f6b_seen;
+static atomic_int f6b_deleted[2 * F6_ROUNDS + 2];
+#define F6B_CTX_BASE 1000
+
+static void NTAPI f6b_classify(const FWPS_INCOMING_VALUES0 *in,
+                               const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
+                               const FWPS_FILTER0 *filter, UINT64 flowContext,
+                               FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)in;
+    (void)meta;
+    (void)layerData;
+    (void)filter;
+    atomic_store(&f6b_seen, (int64_t)flowContext);
+    out->actionType = FWP_ACTION_CONTINUE;
+}
+
+static void NTAPI f6b_delete(UINT16 layerId, UINT32 calloutId, UINT64 ctx)
+{
+    if (layerId != ALE4_ID || calloutId != atomic_load(&f6b_id) || ctx <= F6B_CTX_BASE ||
+        ctx >= F6B_CTX_BASE + 2 * F6_ROUNDS + 2) {
+        violation("F6: second callout's flowDeleteFn(%u, %u, %llu)", layerId, calloutId,
+                  (unsigned long long)ctx);
+        return;
+    }
+    atomic_fetch_add(&f6b_deleted[ctx - F6B_CTX_BASE], 1);
+}
 
 static void NTAPI f6_classify(const FWPS_INCOMING_VALUES0 *in,
                               const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
@@ -953,6 +1073,9 @@ static void *f6_remover(void *arg)
                 sched_yield();
         }
         uint64_t flow = atomic_load(&f6_flow);
+        atomic_store(&f6b_assoc_status,
+                     FwpsFlowAssociateContext0(flow, ALE4_ID, atomic_load(&f6b_id),
+                                               F6B_CTX_BASE + (uint64_t)r + 1));
         NTSTATUS st = FwpsFlowRemoveContext0(flow, ALE4_ID, atomic_load(&f6_id));
         atomic_store(&f6_deleted_at_return, atomic_load(&f6_deleted[r + 1]));
         atomic_store(&f6_remove_status, st);
@@ -972,12 +1095,23 @@ static void test_F6_remove_context_from_other_thread_during_classify(void **stat
     assert_int_equal(h_register0(&key, 0, f6_classify, h_notify_ok, f6_delete, &id),
                      STATUS_SUCCESS);
     atomic_store(&f6_id, id);
-    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
-    assert_int_equal(add_callout_filter(h_session, NULL, FWP_ACTION_CALLOUT_INSPECTION, &key, 0,
-                                        0, NULL),
+    GUID key_b = h_guid(0x6002);
+    UINT32 id_b;
+    assert_int_equal(h_register0(&key_b, 0, f6b_classify, h_notify_ok, f6b_delete, &id_b),
                      STATUS_SUCCESS);
-    for (int i = 0; i < 2 * F6_ROUNDS + 2; i++)
+    atomic_store(&f6b_id, id_b);
+    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
+    assert_int_equal(h_callout_object(&key_b, ALE4), STATUS_SUCCESS);
+    struct h_filter_spec a = {.layer = ALE4, .action = FWP_ACTION_CALLOUT_INSPECTION,
+                              .callout = &key, .weight = 10, .has_weight = 1};
+    struct h_filter_spec b = {.layer = ALE4, .action = FWP_ACTION_CALLOUT_INSPECTION,
+                              .callout = &key_b, .weight = 5, .has_weight = 1};
+    assert_int_equal(h_filter(&a, NULL), STATUS_SUCCESS);
+    assert_int_equal(h_filter(&b, NULL), STATUS_SUCCESS);
+    for (int i = 0; i < 2 * F6_ROUNDS + 2; i++) {
         atomic_store(&f6_deleted[i], 0);
+        atomic_store(&f6b_deleted[i], 0);
+    }
     atomic_store(&f6_ctx, 0);
     atomic_store(&f6_racing, 0);
     pthread_t remover;
@@ -990,6 +1124,7 @@ static void test_F6_remove_context_from_other_thread_during_classify(void **stat
         atomic_store(&f6_racing, racing);
         atomic_store(&f6_phase, 0);
         atomic_store(&f6_round, r);
+        atomic_store(&f6b_seen, -1);
         struct owfp_flow_params p = flow_params((unsigned)r);
         owfp_flow *f = h_open(&p, NULL);
         assert_int_equal(atomic_load(&f6_assoc_status), STATUS_SUCCESS);
@@ -1012,8 +1147,19 @@ static void test_F6_remove_context_from_other_thread_during_classify(void **stat
         assert_int_equal(atomic_load(&f6_remove2_status), STATUS_UNSUCCESSFUL);
         /* The classify has returned: the deferred flowDeleteFn has run. */
         assert_int_equal(atomic_load(&f6_deleted[r + 1]), 1);
+        /* A context associated from another thread is the one the later
+         * filter's callout gets (F5) once it is in place; in the racing
+         * half it may come after that callout ran. */
+        assert_int_equal(atomic_load(&f6b_assoc_status), STATUS_SUCCESS);
+        int64_t seen = atomic_load(&f6b_seen);
+        if (!racing)
+            assert_int_equal(seen, F6B_CTX_BASE + r + 1);
+        else if (seen != 0)
+            assert_int_equal(seen, F6B_CTX_BASE + r + 1);
+        assert_int_equal(atomic_load(&f6b_deleted[r + 1]), 0);
         owfp_flow_close(f);
         assert_int_equal(atomic_load(&f6_deleted[r + 1]), 1);
+        assert_int_equal(atomic_load(&f6b_deleted[r + 1]), 1);
     }
     join_thread(remover);
     assert_no_violations();
@@ -1021,6 +1167,7 @@ static void test_F6_remove_context_from_other_thread_during_classify(void **stat
     owfp_engine_get_stats(h_engine, &s);
     assert_int_equal(s.flow_contexts, 0);
     assert_int_equal(FwpsCalloutUnregisterById0(id), STATUS_SUCCESS);
+    assert_int_equal(FwpsCalloutUnregisterById0(id_b), STATUS_SUCCESS);
     print_message("F6: %u PENDING, %u synchronous removals\n", pending, sync);
 }
 
@@ -1366,6 +1513,8 @@ int main(void)
                                         h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_R8_unregister_waits_for_running_classify, h_setup,
                                         h_teardown),
+        cmocka_unit_test_setup_teardown(test_R7_register_or_unregister_while_draining_is_in_use,
+                                        h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_R7_unregister_busy_then_success_across_threads,
                                         h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_M2_classify_while_filters_change, h_setup,

@@ -66,6 +66,10 @@ static struct {
     bool remove_in_delete;
     UINT64 remove_flow;
     NTSTATUS remove_in_delete_status;
+    /* A's classifyFn removes (remove_flow, STREAM_V4, B) of another flow */
+    bool remove_other;
+    NTSTATUS remove_other_status;
+    int remove_other_deletes;
 } g;
 
 static void reset(void)
@@ -193,6 +197,12 @@ static void NTAPI script_classify(const FWPS_INCOMING_VALUES0 *in,
             break;
         }
         o->deletes_after = g.ndel;
+    }
+    if (g.remove_other) {
+        g.remove_other = false;
+        g.remove_other_status = FwpsFlowRemoveContext0(g.remove_flow, FWPS_LAYER_STREAM_V4,
+                                                       g.id_b);
+        g.remove_other_deletes = g.ndel;
     }
     gate_pass();
     out->actionType = FWP_ACTION_CONTINUE;
@@ -765,6 +775,31 @@ static void test_F6_remove_from_other_thread_during_classify_pending(void **stat
     assert_int_equal(g.ndel, 1);
 }
 
+/* PENDING only concerns the flow being classified: removing a context of
+ * another flow from inside a classify is synchronous. */
+static void test_F6_remove_other_flow_inside_classify_synchronous(void **state)
+{
+    (void)state;
+    reset();
+    setup_callouts(&FWPM_LAYER_ALE_FLOW_ESTABLISHED_V4, 0, 0);
+    owfp_flow *other = open4(1000, NULL);
+    assert_int_equal(FwpsFlowAssociateContext0(owfp_flow_id(other), FWPS_LAYER_STREAM_V4,
+                                               g.id_b, 0x0e),
+                     STATUS_SUCCESS);
+    g.remove_flow = owfp_flow_id(other);
+    script(0, OP_ASSOC, FWPS_LAYER_STREAM_V4, &g.id_b, 0x0f);
+    g.remove_other = true;
+    owfp_flow *f = open4(1002, NULL);
+    assert_int_equal(g.remove_other_status, STATUS_SUCCESS);
+    assert_int_equal(g.remove_other_deletes, 1);
+    assert_true(g.del[0].during_a);
+    assert_int_equal(g.del[0].ctx, 0x0e);
+    owfp_flow_close(f);
+    owfp_flow_close(other);
+    assert_int_equal(g.ndel, 2);
+    assert_int_equal(deletes_of(g.id_b, FWPS_LAYER_STREAM_V4, 0x0f), 1);
+}
+
 /* Once the flow's teardown has started, removing is refused and each
  * context still gets exactly one flowDeleteFn. */
 static void test_F6_remove_after_teardown_started_unsuccessful(void **state)
@@ -1007,6 +1042,7 @@ int main(void)
         T(test_F6_remove_without_context_unsuccessful),
         T(test_F6_reassociate_after_remove),
         T(test_F6_remove_from_other_thread_during_classify_pending),
+        T(test_F6_remove_other_flow_inside_classify_synchronous),
         T(test_F6_remove_after_teardown_started_unsuccessful),
         T(test_F7_flow_delete_once_per_association_at_close),
         T(test_F7_flow_delete_gets_latest_context),

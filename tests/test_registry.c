@@ -32,6 +32,7 @@ struct seen_call {
     UINT64 filter_context;
     UINT64 flow_context;
     UINT32 rights;
+    const void *classify_context; /* classifyFn1..3 only */
 };
 
 static struct {
@@ -149,8 +150,8 @@ static void NTAPI classify1(const FWPS_INCOMING_VALUES0 *in,
                             const void *classifyContext, const FWPS_FILTER1 *filter,
                             UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
 {
-    UNREFERENCED_PARAMETER(classifyContext);
     record(1, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
+    g.last.classify_context = classifyContext;
 }
 
 static void NTAPI classify2(const FWPS_INCOMING_VALUES0 *in,
@@ -158,8 +159,8 @@ static void NTAPI classify2(const FWPS_INCOMING_VALUES0 *in,
                             const void *classifyContext, const FWPS_FILTER2 *filter,
                             UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
 {
-    UNREFERENCED_PARAMETER(classifyContext);
     record(2, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
+    g.last.classify_context = classifyContext;
 }
 
 static void NTAPI classify3(const FWPS_INCOMING_VALUES0 *in,
@@ -167,8 +168,8 @@ static void NTAPI classify3(const FWPS_INCOMING_VALUES0 *in,
                             const void *classifyContext, const FWPS_FILTER3 *filter,
                             UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
 {
-    UNREFERENCED_PARAMETER(classifyContext);
     record(3, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
+    g.last.classify_context = classifyContext;
 }
 
 /* A second classifyFn, to tell two registrations apart (R2). */
@@ -451,6 +452,9 @@ static void check_version_signature(unsigned version)
     assert_int_equal(g.last.filter_action, FWP_ACTION_CALLOUT_TERMINATING);
     assert_int_equal(g.last.flow_context, 0xc0de00 + version);
     assert_int_equal(g.last.rights, FWPS_RIGHT_ACTION_WRITE);
+    /* classifyFn1..3 get an opaque, non-NULL classifyContext (C2). */
+    if (version > 0)
+        assert_non_null(g.last.classify_context);
     /* classifyOut is where the engine reads the answer from. */
     assert_int_equal(v, OWFP_FLOW_BLOCKED);
     owfp_flow_close(f);
@@ -622,6 +626,8 @@ static void test_R3_callout_id_out_param(void **state)
     GUID a = h_guid(0x500), b = h_guid(0x501), c = h_guid(0x502);
     UINT32 ida = 0, idb = 0, idc;
     assert_int_equal(h_register0(&a, 0, classify0, NULL, NULL, &ida), STATUS_SUCCESS);
+    /* Ids start at 1: the first key a fresh engine sees gets 1. */
+    assert_int_equal(ida, 1);
     assert_int_equal(h_register0(&b, 0, classify0, NULL, NULL, &idb), STATUS_SUCCESS);
     assert_int_not_equal(ida, 0);
     assert_int_not_equal(idb, 0);
@@ -1058,6 +1064,51 @@ static void test_R7_unregister_by_key_busy_until_flow_closes(void **state)
     assert_int_equal(FwpsCalloutUnregisterByKey0(&key), STATUS_FWP_CALLOUT_NOT_FOUND);
 }
 
+/* The trustbase-windows pattern: retry unregister in a loop while another
+ * thread ends the last flow; the retry must get through. */
+struct close_thread {
+    pthread_t thread;
+    owfp_flow *flow;
+};
+
+static void *close_thread_main(void *arg)
+{
+    struct close_thread *t = arg;
+    sleep_ms(20);
+    owfp_flow_close(t->flow);
+    return NULL;
+}
+
+static void test_R7_retry_loop_completes_when_contexts_go(void **state)
+{
+    (void)state;
+    reset();
+    GUID key = h_guid(0x945);
+    UINT32 id;
+    assert_int_equal(h_register0(&key, 0, classify0, NULL, flow_delete, &id), STATUS_SUCCESS);
+    struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
+    owfp_flow *f1 = h_open(&p, NULL);
+    p.local_port = 1001;
+    owfp_flow *f2 = h_open(&p, NULL);
+    assert_int_equal(FwpsFlowAssociateContext0(owfp_flow_id(f1), ALE_V4, id, 1), STATUS_SUCCESS);
+    assert_int_equal(FwpsFlowAssociateContext0(owfp_flow_id(f2), FWPS_LAYER_STREAM_V4, id, 2),
+                     STATUS_SUCCESS);
+    assert_int_equal(FwpsFlowRemoveContext0(owfp_flow_id(f1), ALE_V4, id), STATUS_SUCCESS);
+    struct close_thread t = {.flow = f2};
+    assert_int_equal(pthread_create(&t.thread, NULL, close_thread_main, &t), 0);
+    NTSTATUS st;
+    int busy = 0;
+    while ((st = FwpsCalloutUnregisterById0(id)) == STATUS_DEVICE_BUSY && busy < 1000000) {
+        busy++;
+        sched_yield();
+    }
+    pthread_join(t.thread, NULL);
+    assert_int_equal(st, STATUS_SUCCESS);
+    assert_int_equal(g.deletes, 2);
+    owfp_flow_close(f1);
+    assert_int_equal(g.deletes, 2);
+}
+
 /* While one unregister drains (waiting for a classify blocked on another
  * thread), a second unregister or a register of the same callout is IN_USE. */
 static void test_R7_concurrent_unregister_in_use(void **state)
@@ -1386,6 +1437,8 @@ int main(void)
                                         h_teardown),
         cmocka_unit_test_setup_teardown(test_R7_unregister_by_key_busy_until_flow_closes,
                                         h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_R7_retry_loop_completes_when_contexts_go, h_setup,
+                                        h_teardown),
         cmocka_unit_test_setup_teardown(test_R7_concurrent_unregister_in_use, h_setup,
                                         h_teardown),
         cmocka_unit_test_setup_teardown(test_R7_unregister_from_classify_refused, h_setup,

@@ -85,19 +85,31 @@ bool owfp_hmap_insert(struct owfp_hmap *m, uint64_t hash, void *value)
     return true;
 }
 
+/* Backward-shift deletion, no tombstones: the table then only grows, and
+ * putting back what was removed (a transaction's undo) never needs a rehash,
+ * so it cannot fail for lack of memory. Entries after the removed one may
+ * move to a lower slot (iterators that remove must look at slot i again). */
 void owfp_hmap_remove(struct owfp_hmap *m, uint64_t hash, const void *value)
 {
     if (!m->capacity)
         return;
     size_t mask = m->capacity - 1;
-    for (size_t i = hash & mask; m->slots[i].value; i = (i + 1) & mask) {
-        if (m->slots[i].value == value) {
-            m->slots[i].value = TOMB;
-            m->count--;
-            m->tombs++;
-            return;
+    size_t hole = hash & mask;
+    while (m->slots[hole].value && m->slots[hole].value != value)
+        hole = (hole + 1) & mask;
+    if (!m->slots[hole].value)
+        return;
+    for (size_t j = (hole + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
+        size_t home = m->slots[j].hash & mask;
+        /* An entry whose home lies cyclically in (hole, j] stays. */
+        bool stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+        if (!stays) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
         }
     }
+    m->slots[hole].value = NULL;
+    m->count--;
 }
 
 void owfp_hmap_free(struct owfp_hmap *m)

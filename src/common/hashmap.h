@@ -26,7 +26,8 @@ typedef bool (*owfp_hmap_eq)(const void *value, const void *arg);
 void *owfp_hmap_find(const struct owfp_hmap *m, uint64_t hash, owfp_hmap_eq eq, const void *arg);
 /* Returns false when out of memory. `value` must not be NULL. */
 bool owfp_hmap_insert(struct owfp_hmap *m, uint64_t hash, void *value);
-/* Removes exactly `value` (by identity). */
+/* Removes exactly `value` (by identity). Entries after it may move to lower
+ * slots; it leaves no tombstone, so inserting it again needs no new memory. */
 void owfp_hmap_remove(struct owfp_hmap *m, uint64_t hash, const void *value);
 /* Makes sure `extra` more inserts cannot fail for lack of memory. */
 bool owfp_hmap_reserve(struct owfp_hmap *m, size_t extra);

@@ -70,7 +70,9 @@ static void call_callout(struct owfp_engine *e, const struct owfp_classify_args 
         .rights = right ? FWPS_RIGHT_ACTION_WRITE : 0,
     };
     atomic_fetch_add_explicit(&e->classifies, 1, memory_order_relaxed);
-    owfp_callout_call_classify(c, a->in, a->meta, a->layer_data, NULL, &f->rt, flow_ctx, &out);
+    /* Spec C2: classifyFn1+ get an opaque, non-NULL classifyContext, as on
+     * Windows; the classify's own arguments serve as that token. */
+    owfp_callout_call_classify(c, a->in, a->meta, a->layer_data, a, &f->rt, flow_ctx, &out);
     d->outcome = interpret(f->rt.action.type, out.actionType);
     /* Spec A6: the callout clears the right to make its decision hard. */
     d->hard = !(out.rights & FWPS_RIGHT_ACTION_WRITE) ||

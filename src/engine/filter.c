@@ -148,6 +148,10 @@ static NTSTATUS build_filter(struct owfp_mgmt_call *call, const FWPM_FILTER0 *in
         return STATUS_FWP_NULL_DISPLAY_NAME;
     if (in->flags & ~(uint32_t)ADDABLE_FLAGS)
         return STATUS_FWP_INVALID_FLAGS;
+    /* Provider contexts (FwpmProviderContextAdd) are not part of the engine,
+     * so no key can name one. */
+    if (in->flags & FWPM_FILTER_FLAG_HAS_PROVIDER_CONTEXT)
+        return STATUS_FWP_PROVIDER_CONTEXT_NOT_FOUND;
     if ((status = check_action(in)) != STATUS_SUCCESS)
         return status;
     const struct owfp_layer_desc *layer = owfp_layer_by_key(&in->layerKey);
@@ -195,9 +199,7 @@ static NTSTATUS build_filter(struct owfp_mgmt_call *call, const FWPM_FILTER0 *in
     f->rt.numFilterConditions = in->numFilterConditions;
     f->rt.action.type = in->action.type;
     f->rt.action.calloutId = f->callout ? f->callout->id : 0;
-    /* rawContext and providerContextKey share storage; the first 8 bytes
-     * are what a callout sees either way (spec N1). */
-    f->rt.context = in->rawContext;
+    f->rt.context = in->rawContext; /* spec N1 */
     if (call->session->flags & FWPM_SESSION_FLAG_DYNAMIC)
         f->obj.dynamic_owner = call->session;
     *out = f;

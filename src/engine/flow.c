@@ -217,8 +217,8 @@ static int find_ctx(const struct owfp_flow *f, uint16_t layer, uint32_t callout_
 
 bool owfp_flow_context(struct owfp_flow *f, uint16_t layer, uint32_t callout_id, uint64_t *ctx)
 {
-    if (!f->nctx)
-        return false;
+    /* nctx is read under the lock too: another thread may be associating or
+     * removing a context of this flow right now (F4, F6). */
     flow_lock(f);
     int i = find_ctx(f, layer, callout_id);
     if (i >= 0)

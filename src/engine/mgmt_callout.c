@@ -22,9 +22,6 @@ NTSTATUS FwpmCalloutAdd0(HANDLE engineHandle, const FWPM_CALLOUT0 *callout,
         st = STATUS_FWP_NULL_DISPLAY_NAME;
     } else if (callout->flags & ~(UINT32)ADDABLE_FLAGS) {
         st = STATUS_FWP_INVALID_FLAGS;
-    } else if (owfp_guid_is_zero(&callout->calloutKey)) {
-        /* The key ties the object to the driver's FwpsCalloutRegister call. */
-        st = STATUS_INVALID_PARAMETER;
     } else if (owfp_store_callout(store, &callout->calloutKey)) {
         st = STATUS_FWP_ALREADY_EXISTS;
     } else if (!layer) {
@@ -36,19 +33,21 @@ NTSTATUS FwpmCalloutAdd0(HANDLE engineHandle, const FWPM_CALLOUT0 *callout,
                (st = owfp_mgmt_may_reference(call.session, &provider->obj)) != STATUS_SUCCESS) {
         /* st set */
     } else {
+        /* A zero key is generated (FWPM_CALLOUT0); such an object can only
+         * pair with a registration that uses the generated key. */
         struct owfp_mgmt_callout *c = owfp_calloc(1, sizeof(*c));
-        uint32_t cid = c ? owfp_callout_id_for_key(call.e, &callout->calloutKey, false) : 0;
+        st = c ? owfp_object_init(&call, &c->obj, &callout->calloutKey)
+               : STATUS_INSUFFICIENT_RESOURCES;
+        uint32_t cid = NT_SUCCESS(st) ? owfp_callout_id_for_key(call.e, &c->obj.key, false) : 0;
         if (!cid) {
             owfp_free(c);
-            st = STATUS_INSUFFICIENT_RESOURCES;
+            st = NT_SUCCESS(st) ? STATUS_INSUFFICIENT_RESOURCES : st;
         } else {
             c->id = cid;
             c->flags = callout->flags;
             c->layer = layer;
             c->provider = provider;
-            st = owfp_object_init(&call, &c->obj, &callout->calloutKey);
-            st = st == STATUS_SUCCESS ? owfp_object_add(&call, OWFP_K_CALLOUT, &c->obj)
-                                      : (owfp_free(c), st);
+            st = owfp_object_add(&call, OWFP_K_CALLOUT, &c->obj);
             if (st == STATUS_SUCCESS && id)
                 *id = cid;
         }

@@ -273,16 +273,21 @@ NTSTATUS FwpmTransactionAbort0(HANDLE engineHandle)
     return end_txn(engineHandle, false);
 }
 
-/* Deletes every object the dynamic session `s` owns, dependents first. */
-static void delete_dynamic_objects(struct owfp_engine *e, struct owfp_session *s)
+/* Deletes every object the dynamic session `s` owns, dependents first.
+ * STATUS_INSUFFICIENT_RESOURCES when the journal cannot grow; the caller
+ * then aborts what was recorded. */
+static NTSTATUS delete_dynamic_objects(struct owfp_engine *e, struct owfp_session *s)
 {
     struct owfp_store *st = e->store;
     for (int slot = 0; slot < OWFP_VIEW_SLOTS; slot++) {
         struct owfp_filter *f = st->layer_filters[slot];
         while (f) {
             struct owfp_filter *next = f->layer_next;
-            if (f->obj.dynamic_owner == s && owfp_journal_reserve(st))
+            if (f->obj.dynamic_owner == s) {
+                if (!owfp_journal_reserve(st))
+                    return STATUS_INSUFFICIENT_RESOURCES;
                 owfp_filter_delete_locked(e, f);
+            }
             f = next;
         }
     }
@@ -290,10 +295,15 @@ static void delete_dynamic_objects(struct owfp_engine *e, struct owfp_session *s
                                                   OWFP_K_PROVIDER};
     struct owfp_hmap *tables[] = {&st->callouts, &st->sublayers, &st->providers};
     for (int k = 0; k < 3; k++) {
-        for (size_t i = 0; i < tables[k]->capacity; i++) {
+        for (size_t i = 0; i < tables[k]->capacity;) {
             struct owfp_object *o = owfp_hmap_at(tables[k], i);
-            if (!o || o->dynamic_owner != s || !owfp_journal_reserve(st))
+            if (!o || o->dynamic_owner != s) {
+                i++;
                 continue;
+            }
+            if (!owfp_journal_reserve(st))
+                return STATUS_INSUFFICIENT_RESOURCES;
+            /* No i++: removing may move a later entry into slot i. */
             owfp_store_unlink(st, kinds[k], o);
             if (kinds[k] == OWFP_K_SUBLAYER && ((struct owfp_sublayer *)o)->provider)
                 ((struct owfp_sublayer *)o)->provider->obj.refs--;
@@ -302,9 +312,12 @@ static void delete_dynamic_objects(struct owfp_engine *e, struct owfp_session *s
             owfp_journal_record(st, OWFP_J_DELETE, kinds[k], o);
         }
     }
+    return STATUS_SUCCESS;
 }
 
-static void close_session_locked(struct owfp_engine *e, struct owfp_session *s)
+/* Fails (only for lack of memory, session left open with its objects)
+ * when the dynamic objects cannot be deleted, unless `force`. */
+static NTSTATUS close_session_locked(struct owfp_engine *e, struct owfp_session *s, bool force)
 {
     /* Closing a session aborts its transaction (spec M2). */
     if (s->in_txn) {
@@ -314,9 +327,14 @@ static void close_session_locked(struct owfp_engine *e, struct owfp_session *s)
     }
     if (s->flags & FWPM_SESSION_FLAG_DYNAMIC) {
         if (NT_SUCCESS(acquire_txn(e, s, true))) {
-            delete_dynamic_objects(e, s);
-            commit_journal(e);
+            NTSTATUS st = delete_dynamic_objects(e, s);
+            if (NT_SUCCESS(st))
+                st = commit_journal(e); /* rolls back itself on failure */
+            else
+                abort_journal(e);
             release_txn(e, s);
+            if (!NT_SUCCESS(st) && !force)
+                return st;
         }
     }
     for (struct owfp_session **p = &e->sessions; *p; p = &(*p)->next) {
@@ -326,6 +344,7 @@ static void close_session_locked(struct owfp_engine *e, struct owfp_session *s)
         }
     }
     owfp_free(s);
+    return STATUS_SUCCESS;
 }
 
 NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
@@ -336,15 +355,19 @@ NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
     pthread_mutex_lock(&e->mu);
+    NTSTATUS st = STATUS_INVALID_HANDLE;
     struct owfp_session *s = find_session(e, engineHandle);
     if (s) {
         /* Another session's transaction must end before the dynamic
          * objects can go; waiting is what Windows does too. */
+        uint32_t timeout = s->txn_timeout_ms;
         s->txn_timeout_ms = INFINITE;
-        close_session_locked(e, s);
+        st = close_session_locked(e, s, false);
+        if (!NT_SUCCESS(st))
+            s->txn_timeout_ms = timeout;
     }
     pthread_mutex_unlock(&e->mu);
-    return s ? STATUS_SUCCESS : STATUS_INVALID_HANDLE;
+    return st;
 }
 
 void owfp_sessions_close_all(struct owfp_engine *e)
@@ -352,7 +375,7 @@ void owfp_sessions_close_all(struct owfp_engine *e)
     pthread_mutex_lock(&e->mu);
     while (e->sessions) {
         e->sessions->txn_timeout_ms = INFINITE;
-        close_session_locked(e, e->sessions);
+        close_session_locked(e, e->sessions, true);
     }
     pthread_mutex_unlock(&e->mu);
 }
