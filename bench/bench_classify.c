@@ -37,29 +37,34 @@ struct opts {
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: bench_classify [options]\n"
-            "  --sizes LIST        filter counts, comma separated\n"
-            "                      (default 10,100,1000,10000,100000)\n"
-            "  --runs N            measured repetitions per size (default 7)\n"
-            "  --flows N           at most N flows per repetition (default 200000)\n"
-            "  --budget-ms N       fewer flows (not below 5000) when a repetition would\n"
-            "                      take more than N ms of CPU (default 200)\n"
-            "  --mix M             mixed | indexable | both (default both)\n"
-            "  --callout-every N   2 of every N filters are callout filters (default 500)\n"
-            "  --seed N            random seed for filters and flows (default 1)\n"
-            "  --help              this text\n"
-            "Prints CPU ns per flow (median [min..max] over the runs; wall-clock median\n"
-            "beside) for open+close, for classify alone (open+close minus the 0-filter\n"
-            "baseline) and for a direct call of the engine's classify on one open flow,\n"
-            "then the growth ratios vs. the smallest size. The filter and flow mix is\n"
-            "described in bench_common.c.\n");
+    fprintf(to, "usage: bench_classify [options]\n"
+                "  --sizes LIST        filter counts, comma separated\n"
+                "                      (default 10,100,1000,10000,100000)\n"
+                "  --runs N            measured repetitions per size (default 7)\n"
+                "  --flows N           at most N flows per repetition (default 200000)\n"
+                "  --budget-ms N       fewer flows (not below 5000) when a repetition would\n"
+                "                      take more than N ms of CPU (default 120)\n"
+                "  --mix M             mixed | indexable | both (default both)\n"
+                "  --callout-every N   2 of every N filters are callout filters (default 500)\n"
+                "  --seed N            random seed for filters and flows (default 1)\n"
+                "  --help              this text\n"
+                "Prints CPU ns per flow (median [min..max] over the runs; wall-clock median\n"
+                "beside) for open+close, for classify alone (open+close minus the 0-filter\n"
+                "baseline) and for a direct call of the engine's classify on one open flow,\n"
+                "then the growth ratios vs. the smallest size. The filter and flow mix is\n"
+                "described in bench_common.c.\n");
 }
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.seed = 1, .runs = 7, .flows = 200000, .budget_ms = 200, .callout_every = 500,
-                       .sizes = {10, 100, 1000, 10000, 100000}, .nsizes = 5, .mixes = 3};
+    *o = (struct opts){.seed = 1,
+                       .runs = 7,
+                       .flows = 200000,
+                       .budget_ms = 120,
+                       .callout_every = 500,
+                       .sizes = {10, 100, 1000, 10000, 100000},
+                       .nsizes = 5,
+                       .mixes = 3};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -114,7 +119,7 @@ struct result {
     uint32_t filters;
     uint32_t flows; /* per run */
     double commit_ms;
-    struct b_stats open_close, direct;  /* CPU time */
+    struct b_stats open_close, direct;   /* CPU time */
     double open_close_wall, direct_wall; /* medians */
     double decided_pct, blocked_pct, callouts_per_flow;
 };
@@ -225,9 +230,9 @@ static void report(const char *mix_name, const struct result *base, const struct
 {
     printf("\n## mix=%s: CPU ns per flow, median [min..max] over the runs (wall: median)\n",
            mix_name);
-    printf("%8s %9s %9s %20s %7s %8s %20s %7s %7s %7s %8s\n", "filters", "commit_ms",
-           "flows/run", "open+close", "wall", "classify", "direct classify", "wall", "decided",
-           "blocked", "callouts");
+    printf("%8s %9s %9s %20s %7s %8s %20s %7s %7s %7s %8s\n", "filters", "commit_ms", "flows/run",
+           "open+close", "wall", "classify", "direct classify", "wall", "decided", "blocked",
+           "callouts");
     const struct result *rows[MAX_SIZES + 1];
     rows[0] = base;
     for (uint32_t i = 0; i < n; i++)
@@ -239,10 +244,11 @@ static void report(const char *mix_name, const struct result *base, const struct
                  x->open_close.max);
         snprintf(dc, sizeof(dc), "%.0f [%.0f..%.0f]", x->direct.median, x->direct.min,
                  x->direct.max);
-        printf("%8" PRIu32 " %9.1f %9" PRIu32 " %20s %7.0f %8.0f %20s %7.0f %6.1f%% %6.1f%% %8.3f\n",
+        printf("%8" PRIu32 " %9.1f %9" PRIu32
+               " %20s %7.0f %8.0f %20s %7.0f %6.1f%% %6.1f%% %8.3f\n",
                x->filters, x->commit_ms, x->flows, oc, x->open_close_wall,
-               x->open_close.median - base->open_close.median, dc, x->direct_wall,
-               x->decided_pct, x->blocked_pct, x->callouts_per_flow);
+               x->open_close.median - base->open_close.median, dc, x->direct_wall, x->decided_pct,
+               x->blocked_pct, x->callouts_per_flow);
     }
     printf("growth vs %" PRIu32 " filters (filter ratio -> cost ratio, CPU medians):\n",
            res[0].filters);

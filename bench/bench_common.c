@@ -239,8 +239,7 @@ void b_env_up(struct b_env *env)
         c.notifyFn = notify_ok;
         b_check("FwpsCalloutRegister0", FwpsCalloutRegister0(NULL, &c, &env->callout_ids[i]));
     }
-    b_check("FwpmEngineOpen0",
-            FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, NULL, &env->session));
+    b_check("FwpmEngineOpen0", FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, NULL, &env->session));
     for (unsigned i = 0; i < B_SUBLAYERS; i++) {
         FWPM_SUBLAYER0 sl;
         memset(&sl, 0, sizeof(sl));
@@ -284,8 +283,8 @@ enum {
 };
 
 const char *const b_kind_name[B_KINDS] = {
-    "rport", "lport", "raddr/32", "raddr/24", "raddr/16",
-    "raddr/8", "narrow", "laddr+flags", "wide", "wide-only",
+    "rport",   "lport",  "raddr/32",    "raddr/24", "raddr/16",
+    "raddr/8", "narrow", "laddr+flags", "wide",     "wide-only",
 };
 
 /* Cumulative shares in percent, in enum order. */
@@ -392,8 +391,7 @@ void b_gen_filter(struct b_rng *r, enum b_mix mix, uint32_t i, uint32_t callout_
     if (callout_every && i % callout_every < 2) {
         b->f.action.type =
             i % callout_every == 0 ? FWP_ACTION_CALLOUT_INSPECTION : FWP_ACTION_CALLOUT_TERMINATING;
-        b->f.action.calloutKey =
-            i % callout_every == 0 ? B_CALLOUT_INSPECT : B_CALLOUT_TERMINATE;
+        b->f.action.calloutKey = i % callout_every == 0 ? B_CALLOUT_INSPECT : B_CALLOUT_TERMINATE;
     } else {
         b->f.action.type = pick < 40   ? FWP_ACTION_PERMIT
                            : pick < 70 ? FWP_ACTION_BLOCK

@@ -35,25 +35,24 @@ struct opts {
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: bench_filters [options]\n"
-            "  --txn-sizes LIST       filter counts added/deleted in one explicit transaction\n"
-            "                         (default 1000,10000,100000)\n"
-            "  --implicit-sizes LIST  filter counts added/deleted one implicit transaction\n"
-            "                         per call (default 1000,10000)\n"
-            "  --runs N               repetitions of each explicit size (default 5)\n"
-            "  --implicit-runs N      repetitions of each implicit size (default 1)\n"
-            "  --full-max N           implicit sizes <= N run the full ramp of N calls;\n"
-            "                         all sizes are also run sampled (default 1000; the\n"
-            "                         full ramp costs O(N^2): 10000 takes about 90 s)\n"
-            "  --mix M                mixed | indexable (default mixed)\n"
-            "  --callout-every N      2 of every N filters are callout filters (default 500)\n"
-            "  --seed N               random seed (default 1)\n"
-            "  --help                 this text\n"
-            "Prints filters/s for add and delete, explicit and implicit transactions. Rows\n"
-            "\"implicit\" are a full ramp (N calls timed from an empty layer); rows\n"
-            "\"implicit~\" are estimated from the per-call cost sampled at 11 layer sizes\n"
-            "(printed below them), which shows the per-call view rebuild.\n");
+    fprintf(to, "usage: bench_filters [options]\n"
+                "  --txn-sizes LIST       filter counts added/deleted in one explicit transaction\n"
+                "                         (default 1000,10000,100000)\n"
+                "  --implicit-sizes LIST  filter counts added/deleted one implicit transaction\n"
+                "                         per call (default 1000,10000)\n"
+                "  --runs N               repetitions of each explicit size (default 5)\n"
+                "  --implicit-runs N      repetitions of each implicit size (default 1)\n"
+                "  --full-max N           implicit sizes <= N run the full ramp of N calls;\n"
+                "                         all sizes are also run sampled (default 1000; the\n"
+                "                         full ramp costs O(N^2): 10000 takes about 90 s)\n"
+                "  --mix M                mixed | indexable (default mixed)\n"
+                "  --callout-every N      2 of every N filters are callout filters (default 500)\n"
+                "  --seed N               random seed (default 1)\n"
+                "  --help                 this text\n"
+                "Prints filters/s for add and delete, explicit and implicit transactions. Rows\n"
+                "\"implicit\" are a full ramp (N calls timed from an empty layer); rows\n"
+                "\"implicit~\" are estimated from the per-call cost sampled at 11 layer sizes\n"
+                "(printed below them), which shows the per-call view rebuild.\n");
 }
 
 static uint32_t parse_list(const char *opt, const char *v, uint32_t *out)
@@ -81,9 +80,16 @@ static uint32_t parse_list(const char *opt, const char *v, uint32_t *out)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.seed = 1, .runs = 5, .implicit_runs = 1, .callout_every = 500,
-                       .txn = {1000, 10000, 100000}, .ntxn = 3,
-                       .implicit = {1000, 10000}, .nimplicit = 2, .full_max = 1000, .mix = B_MIX_MIXED};
+    *o = (struct opts){.seed = 1,
+                       .runs = 5,
+                       .implicit_runs = 1,
+                       .callout_every = 500,
+                       .txn = {1000, 10000, 100000},
+                       .ntxn = 3,
+                       .implicit = {1000, 10000},
+                       .nimplicit = 2,
+                       .full_max = 1000,
+                       .mix = B_MIX_MIXED};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -245,8 +251,8 @@ static void implicit_full(const struct opts *o, uint32_t n)
            o->implicit_runs, ab, b_summarise(addw, o->implicit_runs).median, "-", db,
            b_summarise(delw, o->implicit_runs).median, "-");
     printf("          full ramp; per call: add %.0f us while the layer holds 0..%" PRIu32
-           " filters, %.0f us at %" PRIu32 "..%" PRIu32 "; delete %.0f us at %" PRIu32
-           "..%" PRIu32 ", %.0f us at %" PRIu32 "..0\n",
+           " filters, %.0f us at %" PRIu32 "..%" PRIu32 "; delete %.0f us at %" PRIu32 "..%" PRIu32
+           ", %.0f us at %" PRIu32 "..0\n",
            b_summarise(af, o->implicit_runs).median, tenth,
            b_summarise(al, o->implicit_runs).median, n - tenth, n,
            b_summarise(df, o->implicit_runs).median, n, n - tenth,
@@ -268,8 +274,7 @@ static void implicit_full(const struct opts *o, uint32_t n)
 static void implicit_sampled(const struct opts *o, uint32_t n)
 {
     if (n < POINTS * SAMPLES) {
-        printf("implicit %8" PRIu32 ": too small to sample (need >= %u)\n", n,
-               POINTS * SAMPLES);
+        printf("implicit %8" PRIu32 ": too small to sample (need >= %u)\n", n, POINTS * SAMPLES);
         return;
     }
     struct b_filter *f = generate(o, n);
@@ -307,13 +312,11 @@ static void implicit_sampled(const struct opts *o, uint32_t n)
             uint32_t k = p == 0 ? SAMPLES : (uint32_t)((uint64_t)n * p / POINTS);
             b_check("FwpmTransactionBegin0", FwpmTransactionBegin0(env.session, 0));
             for (; have > k; have--)
-                b_check("FwpmFilterDeleteById0",
-                        FwpmFilterDeleteById0(env.session, ids[have - 1]));
+                b_check("FwpmFilterDeleteById0", FwpmFilterDeleteById0(env.session, ids[have - 1]));
             b_check("FwpmTransactionCommit0", FwpmTransactionCommit0(env.session));
             struct b_clock t0 = b_clock_now();
             for (uint32_t i = 0; i < SAMPLES; i++, have--)
-                b_check("FwpmFilterDeleteById0",
-                        FwpmFilterDeleteById0(env.session, ids[have - 1]));
+                b_check("FwpmFilterDeleteById0", FwpmFilterDeleteById0(env.session, ids[have - 1]));
             us[p] = (double)b_clock_since(t0).cpu / 1e3 / SAMPLES;
             del_us[p][run] = us[p];
             /* Put the layer back to k so the next step starts from there. */
@@ -360,8 +363,8 @@ int main(int argc, char **argv)
            o.seed, o.mix == B_MIX_MIXED ? "mixed" : "indexable", o.callout_every);
     printf("# filters/s of CPU time: median [min..max] over the runs, commit included;\n"
            "# wall: median filters/s of wall time; commit_ms: CPU ms of the commit, median\n");
-    printf("%-9s %8s %4s %26s %9s %9s %26s %9s %9s\n", "txn", "filters", "runs",
-           "add filters/s", "wall", "commit_ms", "delete filters/s", "wall", "commit_ms");
+    printf("%-9s %8s %4s %26s %9s %9s %26s %9s %9s\n", "txn", "filters", "runs", "add filters/s",
+           "wall", "commit_ms", "delete filters/s", "wall", "commit_ms");
     fflush(stdout);
     struct b_clock start = b_clock_now();
     for (uint32_t i = 0; i < o.ntxn; i++)

@@ -47,17 +47,16 @@ struct opts {
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: bench_flow_memory [options]\n"
-            "  --counts LIST   numbers of flows held open at once (default 100000,1000000)\n"
-            "  --runs N        repetitions of each row (default 3)\n"
-            "  --seed N        random seed for the flow endpoints (default 1)\n"
-            "  --help          this text\n"
-            "Prints bytes per open flow (heap from mallinfo2, RSS from /proc/self/statm)\n"
-            "with 0, 1 and 2 flow contexts per flow, the heap bytes per flow still\n"
-            "allocated after every flow was closed (kept), the flow table's bytes per\n"
-            "slot (allocated before the measurement, see the source), and the CPU ns per\n"
-            "open and per close.\n");
+    fprintf(to, "usage: bench_flow_memory [options]\n"
+                "  --counts LIST   numbers of flows held open at once (default 100000,1000000)\n"
+                "  --runs N        repetitions of each row (default 3)\n"
+                "  --seed N        random seed for the flow endpoints (default 1)\n"
+                "  --help          this text\n"
+                "Prints bytes per open flow (heap from mallinfo2, RSS from /proc/self/statm)\n"
+                "with 0, 1 and 2 flow contexts per flow, the heap bytes per flow still\n"
+                "allocated after every flow was closed (kept), the flow table's bytes per\n"
+                "slot (allocated before the measurement, see the source), and the CPU ns per\n"
+                "open and per close.\n");
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -280,8 +279,8 @@ int main(int argc, char **argv)
            o.seed, o.runs, sizeof(struct owfp_flow), sizeof(struct owfp_flow_ctx));
     printf("# bytes per open flow (median [min..max] over the runs for heap); rss and\n"
            "# kept: medians; open/close: CPU ns per call, medians\n");
-    printf("%9s %8s %24s %8s %8s %11s %8s %8s\n", "flows", "contexts", "heap bytes/flow",
-           "rss", "kept", "table/slot", "open_ns", "close_ns");
+    printf("%9s %8s %24s %8s %8s %11s %8s %8s\n", "flows", "contexts", "heap bytes/flow", "rss",
+           "kept", "table/slot", "open_ns", "close_ns");
     fflush(stdout);
     uint32_t max = 0;
     for (uint32_t i = 0; i < o.ncounts; i++)
@@ -309,10 +308,10 @@ int main(int argc, char **argv)
             struct b_stats h = b_summarise(heap, o.runs);
             char hb[64];
             snprintf(hb, sizeof(hb), "%.1f [%.1f..%.1f]", h.median, h.min, h.max);
-            printf("%9" PRIu32 " %8d %24s %8.1f %8.2f %11.1f %8.0f %8.0f\n", o.counts[c],
-                   contexts, hb, b_summarise(rss, o.runs).median,
-                   b_summarise(kept, o.runs).median, b_summarise(table, o.runs).median,
-                   b_summarise(on, o.runs).median, b_summarise(cn, o.runs).median);
+            printf("%9" PRIu32 " %8d %24s %8.1f %8.2f %11.1f %8.0f %8.0f\n", o.counts[c], contexts,
+                   hb, b_summarise(rss, o.runs).median, b_summarise(kept, o.runs).median,
+                   b_summarise(table, o.runs).median, b_summarise(on, o.runs).median,
+                   b_summarise(cn, o.runs).median);
             fflush(stdout);
         }
     }

@@ -17,7 +17,11 @@ if [ -d build-bench ]; then
 else
     meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
 fi
-meson compile -C build-bench >/dev/null
+if ! meson compile -C build-bench >build-bench/compile.log 2>&1; then
+    grep -E 'error|FAILED' build-bench/compile.log >&2 || cat build-bench/compile.log >&2
+    echo "bench/run.sh: build failed (full log: build-bench/compile.log)" >&2
+    exit 1
+fi
 mkdir -p "$(dirname "$out")"
 
 {

@@ -444,7 +444,7 @@ static void test_alloc_failure_FwpmFilterAdd0(void **state)
 
 /* Inside an explicit transaction a failed add does not doom the
  * transaction (M2): the commit keeps exactly the filters that were added. */
-static void test_alloc_failure_FwpmFilterAdd0_in_transaction(void **state)
+static void test_M2_alloc_failure_in_transaction_does_not_doom_it(void **state)
 {
     (void)state;
     reset_counts();
@@ -635,7 +635,7 @@ static void test_alloc_failure_FwpmTransactionCommit0(void **state)
 /* Closing a dynamic session deletes its objects in a transaction whose
  * commit rebuilds the views. If that fails, the close fails as a whole:
  * the session and everything it added stay, and closing again works (M1). */
-static void test_alloc_failure_FwpmEngineClose0_dynamic(void **state)
+static void test_M1_alloc_failure_closing_dynamic_session_keeps_it_open(void **state)
 {
     (void)state;
     reset_counts();
@@ -894,14 +894,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmSubLayerAdd0, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmCalloutAdd0, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmFilterAdd0, h_setup, h_teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmFilterAdd0_in_transaction, h_setup,
-                                        h_teardown),
+        cmocka_unit_test_setup_teardown(test_M2_alloc_failure_in_transaction_does_not_doom_it,
+                                        h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmFilterDeleteById0, h_setup,
                                         h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmTransactionCommit0, h_setup,
                                         h_teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_failure_FwpmEngineClose0_dynamic, h_setup,
-                                        h_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_M1_alloc_failure_closing_dynamic_session_keeps_it_open, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_owfp_flow_open, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_alloc_failure_FwpsFlowAssociateContext0, h_setup,
                                         h_teardown),

@@ -99,6 +99,91 @@ int owfp_flow_aborted(const owfp_flow *flow);
  * exactly once (spec F7). `flow` is invalid afterwards. */
 void owfp_flow_close(owfp_flow *flow);
 
+/* ---- The stream layer ---------------------------------------------------
+ *
+ * The data plane hands the engine each direction's TCP payload in order; the
+ * engine runs the flow's stream callouts (STREAM_V4/V6, spec §10) and answers
+ * with what to deliver, in order, per direction.
+ *
+ * Buffers: `data` passed to owfp_stream_indicate() is borrowed. The engine
+ * never copies it to pass it on: permitted bytes come back as spans pointing
+ * into it. Only bytes the engine must keep after the call (held by a callout
+ * with NEED_MORE_DATA or DEFER) are copied, once, into flow-owned memory.
+ * Spans stay valid until the next owfp_stream_*() call on the same flow or
+ * owfp_flow_close(): the caller keeps its input buffer until then, and
+ * delivers (or copies) the spans before calling again.
+ *
+ * Threads: the owner thread of a flow makes every owfp_stream_*() call for it.
+ * Callouts may inject or continue from other threads; the engine then calls
+ * the flow's wake-up function (from that thread) and the owner collects the
+ * results with owfp_stream_poll().
+ */
+
+enum owfp_stream_direction {
+    OWFP_STREAM_SEND = 0,    /* local -> remote (FWPS_STREAM_FLAG_SEND) */
+    OWFP_STREAM_RECEIVE = 1, /* remote -> local (FWPS_STREAM_FLAG_RECEIVE) */
+};
+
+/* Modifiers for owfp_stream_indicate (spec S9, S11). */
+#define OWFP_STREAM_PUSH 0x1      /* PSH seen: RECEIVE_PUSH on inbound data */
+#define OWFP_STREAM_URGENT 0x2    /* urgent data: *_EXPEDITED */
+#define OWFP_STREAM_NODELAY 0x4   /* SEND_NODELAY on outbound data */
+
+enum owfp_span_origin {
+    OWFP_SPAN_ORIGINAL = 0, /* bytes the data plane indicated, permitted */
+    OWFP_SPAN_INJECTED = 1, /* bytes a callout injected */
+};
+
+struct owfp_span {
+    const uint8_t *data;
+    size_t len;
+    uint32_t origin; /* enum owfp_span_origin */
+};
+
+/* Direction state bits. */
+#define OWFP_DIR_HELD 0x01     /* bytes wait inside the engine (NEED_MORE_DATA) */
+#define OWFP_DIR_DEFERRED 0x02 /* a callout deferred: stop reading this direction */
+#define OWFP_DIR_FIN 0x04      /* the FIN is released: shut the direction down after the spans */
+#define OWFP_DIR_CLOSED 0x08   /* the data plane indicated FIN or RST for it */
+
+/* Flow state bits. */
+#define OWFP_FLOW_DROPPED 0x01     /* DROP_CONNECTION or FwpsFlowAbort0: reset both sides */
+#define OWFP_FLOW_OFFLOADABLE 0x02 /* no stream callout left and all allow offload (spec O1, O4) */
+
+struct owfp_stream_output {
+    const struct owfp_span *spans; /* in stream order */
+    size_t nspans;
+    uint64_t bytes;      /* sum of span lengths */
+    uint32_t state;      /* OWFP_DIR_* */
+    uint64_t held_bytes; /* bytes inside the engine for this direction */
+};
+
+struct owfp_stream_result {
+    struct owfp_stream_output dir[2]; /* indexed by enum owfp_stream_direction */
+    uint32_t flow_state;              /* OWFP_FLOW_* */
+};
+
+/* Indicates `len` (> 0) new in-order bytes of one direction. */
+owfp_status owfp_stream_indicate(owfp_flow *flow, enum owfp_stream_direction dir,
+                                 const void *data, size_t len, uint32_t flags,
+                                 struct owfp_stream_result *result);
+/* The direction's FIN (spec S8): a zero-length DISCONNECT indication. */
+owfp_status owfp_stream_fin(owfp_flow *flow, enum owfp_stream_direction dir,
+                            struct owfp_stream_result *result);
+/* A RST seen travelling in `dir` (spec S10): callouts get a zero-length ABORT
+ * indication, held data is discarded and the flow is done. */
+owfp_status owfp_stream_abort(owfp_flow *flow, enum owfp_stream_direction dir,
+                              struct owfp_stream_result *result);
+/* Collects what other threads caused (out-of-band injection,
+ * FwpsStreamContinue0) since the last call. */
+owfp_status owfp_stream_poll(owfp_flow *flow, struct owfp_stream_result *result);
+
+/* Called from whatever thread queued work for `flow` (an injecting or
+ * continuing callout); must be cheap and thread-safe, e.g. write an eventfd.
+ * The owner thread then calls owfp_stream_poll(). */
+typedef void (*owfp_wakeup_fn)(void *arg, owfp_flow *flow);
+owfp_status owfp_flow_set_wakeup(owfp_flow *flow, owfp_wakeup_fn fn, void *arg);
+
 /* Engine statistics for tests and benchmarks. */
 struct owfp_engine_stats {
     uint64_t flows_open;

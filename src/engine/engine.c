@@ -140,6 +140,13 @@ owfp_status owfp_flow_open(owfp_engine *e, const struct owfp_flow_params *params
     struct owfp_flow *f = owfp_flow_new(e, params->ip_version);
     if (!f)
         return STATUS_INSUFFICIENT_RESOURCES;
+    f->direction = params->direction;
+    f->local_port = params->local_port;
+    f->remote_port = params->remote_port;
+    f->condition_flags = params->condition_flags;
+    f->compartment_id = params->compartment_id;
+    memcpy(f->local_addr, params->local_addr, sizeof(f->local_addr));
+    memcpy(f->remote_addr, params->remote_addr, sizeof(f->remote_addr));
     struct owfp_verdict v;
     owfp_ale_flow_established(e, f, params, &v);
     if (verdict)
@@ -171,7 +178,9 @@ void owfp_engine_get_stats(const owfp_engine *e, struct owfp_engine_stats *s)
         return;
     s->flows_open = owfp_flow_open_count(e);
     s->flow_contexts = owfp_flow_context_count(e);
+    pthread_mutex_lock((pthread_mutex_t *)&e->mu);
     s->filters = e->store->filter_count;
+    pthread_mutex_unlock((pthread_mutex_t *)&e->mu);
     s->callouts_registered = owfp_callout_registered_count(e);
     s->classifies = atomic_load(&e->classifies);
 }

@@ -53,6 +53,9 @@ struct owfp_engine {
     struct owfp_key_id *key_ids; /* callout key -> id, grows, never shrinks */
     uint32_t key_id_count, key_id_capacity;
     _Atomic(struct owfp_layer_view *) views[OWFP_VIEW_SLOTS];
+    /* Bumped whenever a stream-layer view is republished, so flows rebuild
+     * their stream paths (src/stream/path.c). */
+    _Atomic uint64_t stream_generation;
     struct owfp_flow_table *flows;
 
     _Atomic uint64_t classifies;

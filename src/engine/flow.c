@@ -6,6 +6,7 @@
 #include "callout_registry.h"
 #include "common/alloc.h"
 #include "layers.h"
+#include "stream/stream.h"
 
 #define SEG_BITS 12
 #define SEG_SIZE (1u << SEG_BITS)
@@ -22,7 +23,7 @@ struct owfp_flow_table {
     _Atomic uint64_t contexts;
 };
 
-static void flow_lock(struct owfp_flow *f)
+void owfp_flow_lock(struct owfp_flow *f)
 {
     for (;;) {
         int expected = 0;
@@ -33,7 +34,7 @@ static void flow_lock(struct owfp_flow *f)
     }
 }
 
-static void flow_unlock(struct owfp_flow *f)
+void owfp_flow_unlock(struct owfp_flow *f)
 {
     atomic_store_explicit(&f->lock, 0, memory_order_release);
 }
@@ -153,10 +154,13 @@ void owfp_flow_end(struct owfp_flow *f)
     struct owfp_flow_table *t = e->flows;
     uint32_t slot = (uint32_t)f->id;
 
-    flow_lock(f);
+    owfp_flow_lock(f);
     f->closing = true;
-    flow_unlock(f);
+    owfp_flow_unlock(f);
     atomic_store_explicit(slot_ref(t, slot), NULL, memory_order_release);
+    /* Pending injections complete before the contexts go (spec E3 step 5). */
+    if (f->stream)
+        owfp_stream_destroy(f->stream);
     /* No one can add or remove a context now; deliver what is left. */
     while (f->nctx) {
         struct owfp_flow_ctx c = f->ctx[f->nctx - 1];
@@ -172,18 +176,18 @@ void owfp_flow_end(struct owfp_flow *f)
 
 void owfp_flow_classify_begin(struct owfp_flow *f)
 {
-    flow_lock(f);
+    owfp_flow_lock(f);
     f->classifying++;
-    flow_unlock(f);
+    owfp_flow_unlock(f);
 }
 
 void owfp_flow_classify_end(struct owfp_flow *f)
 {
     for (;;) {
-        flow_lock(f);
+        owfp_flow_lock(f);
         if (f->classifying > 1) {
             f->classifying--;
-            flow_unlock(f);
+            owfp_flow_unlock(f);
             return;
         }
         struct owfp_flow_ctx pending;
@@ -198,10 +202,10 @@ void owfp_flow_classify_end(struct owfp_flow *f)
         }
         if (!found) {
             f->classifying--;
-            flow_unlock(f);
+            owfp_flow_unlock(f);
             return;
         }
-        flow_unlock(f);
+        owfp_flow_unlock(f);
         deliver_delete(f->engine, &pending);
     }
 }
@@ -219,11 +223,11 @@ bool owfp_flow_context(struct owfp_flow *f, uint16_t layer, uint32_t callout_id,
 {
     /* nctx is read under the lock too: another thread may be associating or
      * removing a context of this flow right now (F4, F6). */
-    flow_lock(f);
+    owfp_flow_lock(f);
     int i = find_ctx(f, layer, callout_id);
     if (i >= 0)
         *ctx = f->ctx[i].context;
-    flow_unlock(f);
+    owfp_flow_unlock(f);
     return i >= 0;
 }
 
@@ -269,7 +273,7 @@ NTSTATUS FwpsFlowAssociateContext0(UINT64 flowId, UINT16 layerId, UINT32 callout
     } else if (!f) {
         st = STATUS_NOT_FOUND;
     } else {
-        flow_lock(f);
+        owfp_flow_lock(f);
         if (f->closing) {
             st = STATUS_NOT_FOUND;
         } else if (find_ctx(f, layerId, calloutId) >= 0) {
@@ -282,7 +286,7 @@ NTSTATUS FwpsFlowAssociateContext0(UINT64 flowId, UINT16 layerId, UINT32 callout
             atomic_fetch_add(&e->flows->contexts, 1);
             st = STATUS_SUCCESS;
         }
-        flow_unlock(f);
+        owfp_flow_unlock(f);
     }
     owfp_rcu_read_unlock();
     return st;
@@ -298,7 +302,7 @@ NTSTATUS FwpsFlowRemoveContext0(UINT64 flowId, UINT16 layerId, UINT32 calloutId)
     owfp_rcu_read_lock();
     struct owfp_flow *f = owfp_flow_lookup(e, flowId);
     if (f) {
-        flow_lock(f);
+        owfp_flow_lock(f);
         int i = f->closing ? -1 : find_ctx(f, layerId, calloutId);
         if (i >= 0 && f->classifying) {
             f->ctx[i].pending_delete = true;
@@ -308,7 +312,7 @@ NTSTATUS FwpsFlowRemoveContext0(UINT64 flowId, UINT16 layerId, UINT32 calloutId)
             remove_at(f, (uint16_t)i);
             st = STATUS_SUCCESS;
         }
-        flow_unlock(f);
+        owfp_flow_unlock(f);
     }
     if (st == STATUS_SUCCESS)
         deliver_delete(e, &removed);

@@ -16,6 +16,8 @@
 #include "common/rcu.h"
 #include "engine.h"
 
+struct owfp_stream;
+
 struct owfp_flow_ctx {
     uint16_t layer;
     bool pending_delete; /* removed during a classify; flowDeleteFn when it ends */
@@ -34,6 +36,13 @@ struct owfp_flow {
     uint32_t classifying; /* nesting depth of classifies in progress; under lock */
     struct owfp_flow_ctx *ctx; /* points at one_ctx until a second context */
     struct owfp_flow_ctx one_ctx;
+    /* What the stream layer's incoming values are built from. */
+    uint8_t direction; /* enum owfp_direction */
+    uint16_t local_port, remote_port;
+    uint32_t condition_flags;
+    uint32_t compartment_id;
+    uint8_t local_addr[16], remote_addr[16];
+    struct owfp_stream *stream; /* created by the first stream call */
     struct owfp_rcu_head rcu;
 };
 
@@ -48,6 +57,10 @@ void owfp_flow_end(struct owfp_flow *f);
 
 /* Inside a read section: the open flow with that id, or NULL. */
 struct owfp_flow *owfp_flow_lookup(struct owfp_engine *e, uint64_t id);
+
+/* The flow's spin lock: its contexts, its stream's inbox and stage array. */
+void owfp_flow_lock(struct owfp_flow *f);
+void owfp_flow_unlock(struct owfp_flow *f);
 
 /* Brackets a classify of `f` so FwpsFlowRemoveContext0 answers PENDING
  * meanwhile and the deferred flowDeleteFns run at the end (spec F6). */

@@ -116,6 +116,10 @@ NTSTATUS owfp_views_publish(struct owfp_engine *e)
             old[s] = atomic_exchange_explicit(&e->views[s], fresh[s], memory_order_acq_rel);
         st->dirty[s] = false;
     }
+    /* Before the wait: a flow that still sees the old generation is inside
+     * a read section the wait covers, so its filter pointers stay valid. */
+    if (fresh[0] || fresh[1])
+        atomic_fetch_add(&e->stream_generation, 1);
     owfp_rcu_synchronize();
     for (int s = 0; s < OWFP_VIEW_SLOTS; s++)
         owfp_view_free(old[s]);

@@ -1,0 +1,125 @@
+/* Stream items and queues; the one place stream bytes are ever copied. */
+#include <string.h>
+
+#include "common/alloc.h"
+#include "stream.h"
+
+struct owned {
+    struct owfp_ref ref;
+    uint8_t bytes[];
+};
+
+static void release_owned(struct owfp_ref *ref, NTSTATUS status)
+{
+    (void)status;
+    owfp_free(ref);
+}
+
+struct owfp_item *owfp_item_new(void)
+{
+    struct owfp_item *it = owfp_malloc(sizeof(*it));
+    if (it)
+        *it = (struct owfp_item){.skip_rank = OWFP_NO_SKIP};
+    return it;
+}
+
+void owfp_item_free(struct owfp_item *it, NTSTATUS status)
+{
+    if (it->ref && --it->ref->refs == 0)
+        it->ref->release(it->ref, status);
+    owfp_free(it);
+}
+
+void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it)
+{
+    it->next = NULL;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->bytes += it->len;
+}
+
+struct owfp_item *owfp_queue_pop(struct owfp_queue *q)
+{
+    struct owfp_item *it = q->head;
+    if (!it)
+        return NULL;
+    q->head = it->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->bytes -= it->len;
+    it->next = NULL;
+    return it;
+}
+
+void owfp_queue_append(struct owfp_queue *dst, struct owfp_queue *src)
+{
+    if (!src->head)
+        return;
+    if (dst->tail)
+        dst->tail->next = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    dst->bytes += src->bytes;
+    *src = (struct owfp_queue){0};
+}
+
+void owfp_queue_clear(struct owfp_queue *q, NTSTATUS status)
+{
+    struct owfp_item *it;
+    while ((it = owfp_queue_pop(q)))
+        owfp_item_free(it, status);
+}
+
+bool owfp_item_split(struct owfp_item *it, size_t n)
+{
+    struct owfp_item *tail = owfp_item_new();
+    if (!tail)
+        return false;
+    *tail = *it;
+    tail->data = it->data + n;
+    tail->len = it->len - n;
+    if (tail->ref)
+        tail->ref->refs++;
+    it->len = n;
+    it->next = tail;
+    return true;
+}
+
+/* Held bytes must outlive the caller's buffer: one copy per queue, shared by
+ * the queue's borrowed items. */
+bool owfp_queue_own(struct owfp_queue *q)
+{
+    size_t need = 0;
+    for (struct owfp_item *it = q->head; it; it = it->next)
+        if (!it->ref)
+            need += it->len;
+    if (!need) {
+        for (struct owfp_item *it = q->head; it; it = it->next)
+            if (!it->ref)
+                it->data = NULL; /* zero-length borrowed item: nothing to keep */
+        return true;
+    }
+    struct owned *o = owfp_malloc(sizeof(*o) + need);
+    if (!o)
+        return false;
+    o->ref = (struct owfp_ref){0, release_owned};
+    uint8_t *p = o->bytes;
+    for (struct owfp_item *it = q->head; it; it = it->next) {
+        if (it->ref)
+            continue;
+        if (it->len) {
+            memcpy(p, it->data, it->len);
+            it->data = p;
+            p += it->len;
+        } else {
+            it->data = NULL;
+        }
+        it->ref = &o->ref;
+        o->ref.refs++;
+    }
+    return true;
+}

@@ -1,0 +1,241 @@
+/* The data-plane entry points of the stream layer (include/openwfp/openwfp.h). */
+#include <string.h>
+
+#include "common/alloc.h"
+#include "engine/flow.h"
+#include "stream.h"
+
+struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
+{
+    if (f->stream)
+        return f->stream;
+    struct owfp_stream *s = owfp_calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->flow = f;
+    /* Other threads look at f->stream (injection, continue) under the lock. */
+    owfp_flow_lock(f);
+    f->stream = s;
+    owfp_flow_unlock(f);
+    return s;
+}
+
+void owfp_stream_destroy(struct owfp_stream *s)
+{
+    struct owfp_flow *f = s->flow;
+    owfp_rcu_read_lock();
+    owfp_stream_discard_inbox(s);
+    owfp_queue_clear(&s->delivered, STATUS_SUCCESS);
+    for (uint32_t k = 0; k < s->nstages; k++)
+        for (int d = 0; d < 2; d++)
+            owfp_queue_clear(&s->stages[k].d[d].q, STATUS_CANCELLED);
+    for (int d = 0; d < 2; d++) {
+        owfp_queue_clear(&s->out[d].q, STATUS_CANCELLED);
+        owfp_free(s->out[d].spans);
+    }
+    owfp_rcu_read_unlock();
+    owfp_flow_lock(f);
+    f->stream = NULL;
+    owfp_flow_unlock(f);
+    owfp_free(s->stages);
+    owfp_free(s->desc);
+    owfp_free(s);
+}
+
+/* Whether the flow may leave the inspection path (spec O1, O4): no stage
+ * left that still wants data, none holding any, and every callout that let
+ * go allows offload. */
+static bool offloadable(const struct owfp_stream *s)
+{
+    for (uint32_t k = 0; k < s->nstages; k++) {
+        const struct owfp_stage *st = &s->stages[k];
+        if (!st->gone || !st->allowed_offload || st->d[0].q.head || st->d[1].q.head)
+            return false;
+    }
+    return true;
+}
+
+static bool fill_spans(struct owfp_out *o)
+{
+    size_t n = 0;
+    for (struct owfp_item *it = o->q.head; it; it = it->next)
+        n += it->kind == OWFP_ITEM_DATA && it->len;
+    if (n > o->capspans) {
+        struct owfp_span *sp = owfp_realloc(o->spans, n * sizeof(*sp));
+        if (!sp)
+            return false;
+        o->spans = sp;
+        o->capspans = n;
+    }
+    o->nspans = 0;
+    for (struct owfp_item *it = o->q.head; it; it = it->next) {
+        if (it->kind == OWFP_ITEM_FIN)
+            o->fin = true;
+        else if (it->len)
+            o->spans[o->nspans++] = (struct owfp_span){it->data, it->len, it->origin};
+    }
+    return true;
+}
+
+static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
+{
+    struct owfp_flow *f = (struct owfp_flow *)flow;
+    if (!f || f->engine != owfp_engine_get())
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s = owfp_stream_of(f);
+    if (!s)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    owfp_rcu_read_lock();
+    /* The previous call's spans have been delivered. */
+    owfp_queue_clear(&s->delivered, STATUS_SUCCESS);
+    for (int d = 0; d < 2; d++)
+        s->out[d].nspans = 0;
+    NTSTATUS st = owfp_stream_path_sync(s);
+    if (!NT_SUCCESS(st)) {
+        owfp_rcu_read_unlock();
+        return st;
+    }
+    if (atomic_load(&f->aborted) && !s->dropped)
+        owfp_stream_drop(s); /* spec F10 */
+    owfp_stream_drain_inbox(s);
+    *out = s;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
+{
+    NTSTATUS status = STATUS_SUCCESS;
+    owfp_stream_run(s);
+    /* Whatever stays inside must outlive the caller's buffer. */
+    for (uint32_t k = 0; k < s->nstages && !s->dropped; k++)
+        for (int d = 0; d < 2; d++)
+            if (!owfp_queue_own(&s->stages[k].d[d].q)) {
+                owfp_stream_drop(s);
+                status = STATUS_INSUFFICIENT_RESOURCES;
+            }
+    memset(r, 0, sizeof(*r));
+    for (int d = 0; d < 2; d++) {
+        struct owfp_out *o = &s->out[d];
+        if (!fill_spans(o)) {
+            owfp_stream_drop(s);
+            status = STATUS_INSUFFICIENT_RESOURCES;
+            o->nspans = 0;
+        }
+        struct owfp_stream_output *ro = &r->dir[d];
+        ro->spans = o->spans;
+        ro->nspans = o->nspans;
+        ro->bytes = o->q.bytes;
+        for (uint32_t k = 0; k < s->nstages; k++) {
+            const struct owfp_stage_dir *sd = &s->stages[k].d[d];
+            ro->held_bytes += sd->q.bytes;
+            if (sd->deferred)
+                ro->state |= OWFP_DIR_DEFERRED;
+            if (sd->q.head)
+                ro->state |= OWFP_DIR_HELD;
+        }
+        ro->state |= (o->fin ? OWFP_DIR_FIN : 0) | (o->closed ? OWFP_DIR_CLOSED : 0);
+        owfp_queue_append(&s->delivered, &o->q);
+    }
+    if (!s->dropped && offloadable(s))
+        s->flow_state |= OWFP_FLOW_OFFLOADABLE;
+    r->flow_state = s->flow_state;
+    owfp_rcu_read_unlock();
+    return status;
+}
+
+static struct owfp_queue *entry_queue(struct owfp_stream *s, int d)
+{
+    return s->nstages ? &s->stages[0].d[d].q : &s->out[d].q;
+}
+
+owfp_status owfp_stream_indicate(owfp_flow *flow, enum owfp_stream_direction dir,
+                                 const void *data, size_t len, uint32_t flags,
+                                 struct owfp_stream_result *result)
+{
+    if ((dir != OWFP_STREAM_SEND && dir != OWFP_STREAM_RECEIVE) || !data || !len || !result ||
+        (flags & ~(uint32_t)(OWFP_STREAM_PUSH | OWFP_STREAM_URGENT | OWFP_STREAM_NODELAY)))
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s;
+    NTSTATUS st = begin(flow, &s);
+    if (!NT_SUCCESS(st))
+        return st;
+    if (s->out[dir].closed) {
+        st = STATUS_INVALID_DEVICE_STATE; /* data after FIN or RST */
+    } else if (!s->dropped) {
+        struct owfp_item *it = owfp_item_new();
+        if (!it) {
+            st = STATUS_INSUFFICIENT_RESOURCES;
+        } else {
+            it->data = data;
+            it->len = len;
+            it->modifiers = flags;
+            owfp_queue_push(entry_queue(s, dir), it);
+        }
+    }
+    NTSTATUS fst = finish(s, result);
+    return NT_SUCCESS(st) ? fst : st;
+}
+
+owfp_status owfp_stream_fin(owfp_flow *flow, enum owfp_stream_direction dir,
+                            struct owfp_stream_result *result)
+{
+    if ((dir != OWFP_STREAM_SEND && dir != OWFP_STREAM_RECEIVE) || !result)
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s;
+    NTSTATUS st = begin(flow, &s);
+    if (!NT_SUCCESS(st))
+        return st;
+    if (s->out[dir].closed) {
+        st = STATUS_INVALID_DEVICE_STATE;
+    } else {
+        s->out[dir].closed = true;
+        struct owfp_item *it = s->dropped ? NULL : owfp_item_new();
+        if (it) {
+            it->kind = OWFP_ITEM_FIN;
+            owfp_queue_push(entry_queue(s, dir), it);
+        } else if (!s->dropped) {
+            st = STATUS_INSUFFICIENT_RESOURCES;
+        }
+    }
+    NTSTATUS fst = finish(s, result);
+    return NT_SUCCESS(st) ? fst : st;
+}
+
+owfp_status owfp_stream_abort(owfp_flow *flow, enum owfp_stream_direction dir,
+                              struct owfp_stream_result *result)
+{
+    if ((dir != OWFP_STREAM_SEND && dir != OWFP_STREAM_RECEIVE) || !result)
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s;
+    NTSTATUS st = begin(flow, &s);
+    if (!NT_SUCCESS(st))
+        return st;
+    s->out[0].closed = s->out[1].closed = true;
+    if (!s->dropped)
+        owfp_stream_abort_path(s, dir);
+    return finish(s, result);
+}
+
+owfp_status owfp_stream_poll(owfp_flow *flow, struct owfp_stream_result *result)
+{
+    if (!result)
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s;
+    NTSTATUS st = begin(flow, &s);
+    return NT_SUCCESS(st) ? finish(s, result) : st;
+}
+
+owfp_status owfp_flow_set_wakeup(owfp_flow *flow, owfp_wakeup_fn fn, void *arg)
+{
+    struct owfp_flow *f = (struct owfp_flow *)flow;
+    if (!f)
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s = owfp_stream_of(f);
+    if (!s)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    owfp_flow_lock(f);
+    s->wake = fn;
+    s->wake_arg = arg;
+    owfp_flow_unlock(f);
+    return STATUS_SUCCESS;
+}

@@ -1,0 +1,165 @@
+/*
+ * The stream layer of one flow (spec §10): the path of stream filters the
+ * flow's data passes through, each stage's queue of pending data per
+ * direction, and the spans handed back to the data plane.
+ *
+ * Everything here belongs to the flow's owner thread, except the inbox,
+ * which other threads fill (out-of-band injection, FwpsStreamContinue0)
+ * under the flow lock.
+ */
+#ifndef OPENWFP_STREAM_STREAM_H
+#define OPENWFP_STREAM_STREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fwpsk.h>
+#include <openwfp/openwfp.h>
+
+struct owfp_engine;
+struct owfp_flow;
+struct owfp_filter;
+
+/* Who keeps an item's bytes alive. NULL in an item means the bytes are the
+ * caller's, borrowed for the current call only. */
+struct owfp_ref {
+    uint32_t refs;
+    void (*release)(struct owfp_ref *ref, NTSTATUS status);
+};
+
+enum owfp_item_kind {
+    OWFP_ITEM_DATA = 0,
+    OWFP_ITEM_FIN = 1,
+};
+
+#define OWFP_NO_SKIP UINT32_MAX
+
+/* A contiguous piece of one direction's stream, or its FIN. */
+struct owfp_item {
+    struct owfp_item *next;
+    const uint8_t *data;
+    size_t len;
+    struct owfp_ref *ref;
+    /* Stages of this sublayer rank pass the item on unclassified: it was
+     * permitted or injected there (spec A2, S25). */
+    uint32_t skip_rank;
+    uint32_t modifiers; /* OWFP_STREAM_PUSH / URGENT / NODELAY */
+    uint8_t kind;
+    uint8_t origin; /* enum owfp_span_origin */
+};
+
+struct owfp_queue {
+    struct owfp_item *head, *tail;
+    uint64_t bytes;
+};
+
+struct owfp_stage_dir {
+    struct owfp_queue q;
+    uint64_t missed;         /* spec S7 */
+    uint64_t waiting_len;    /* NEED_MORE_DATA: bytes held when it was asked */
+    uint64_t batch_left;     /* S16: bytes left of a partly enforced indication */
+    uint32_t required;       /* NEED_MORE_DATA countBytesRequired */
+    bool waiting;
+    bool deferred;
+};
+
+struct owfp_stage {
+    struct owfp_filter *filter; /* valid while the path's generation is current */
+    uint64_t filter_id;
+    uint32_t callout_id;        /* 0 for a static filter */
+    uint32_t rank;              /* sublayer rank */
+    uint32_t action;            /* the filter's action type */
+    bool gone;                  /* ALLOW_CONNECTION or filter deleted: passes everything */
+    bool allowed_offload;       /* its callout carries FWP_CALLOUT_FLAG_ALLOW_OFFLOAD */
+    bool mid_stream;            /* joined an established flow (spec S32) */
+    struct owfp_stage_dir d[2];
+};
+
+enum owfp_inbox_kind { OWFP_INBOX_INJECT, OWFP_INBOX_CONTINUE };
+
+/* Work queued by other threads for the owner thread. */
+struct owfp_inbox_op {
+    struct owfp_inbox_op *next;
+    uint8_t kind;
+    uint8_t dir;
+    uint32_t callout_id;
+    struct owfp_item *items; /* INJECT: data and/or FIN, in order */
+};
+
+struct owfp_out {
+    struct owfp_queue q;       /* reached the end of the path this call */
+    struct owfp_span *spans;   /* returned to the data plane */
+    size_t nspans, capspans;
+    bool fin;                  /* FIN released */
+    bool closed;               /* the data plane sent FIN or RST */
+};
+
+struct owfp_stream {
+    struct owfp_flow *flow;
+    struct owfp_stage *stages;
+    uint32_t nstages;
+    bool path_built;
+    uint64_t generation;
+
+    struct owfp_out out[2];
+    struct owfp_queue delivered; /* spans of the previous call: released at the next */
+    uint32_t flow_state;         /* OWFP_FLOW_* */
+    bool dropped;
+
+    struct owfp_inbox_op *inbox, *inbox_tail; /* under the flow lock */
+    owfp_wakeup_fn wake;
+    void *wake_arg;
+
+    /* Descriptors shown to callouts, rebuilt for every classify. */
+    struct owfp_desc *desc;
+    size_t ndesc;
+};
+
+/* One NBL/NB/MDL triple describing one item to a callout. */
+struct owfp_desc {
+    NET_BUFFER_LIST nbl;
+    NET_BUFFER nb;
+    MDL mdl;
+};
+
+/* The classify in progress on this thread, for inline injection (S28). */
+struct owfp_stream_call {
+    struct owfp_stream *stream;
+    uint32_t stage;
+    uint8_t dir;
+    struct owfp_queue injected[2]; /* inline injections, per direction */
+    bool in_classify;
+};
+extern _Thread_local struct owfp_stream_call *owfp_stream_current;
+
+/* items.c */
+struct owfp_item *owfp_item_new(void);
+void owfp_item_free(struct owfp_item *it, NTSTATUS status);
+void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it);
+struct owfp_item *owfp_queue_pop(struct owfp_queue *q);
+void owfp_queue_append(struct owfp_queue *dst, struct owfp_queue *src);
+void owfp_queue_clear(struct owfp_queue *q, NTSTATUS status);
+/* Splits `it` after `n` bytes; the tail becomes a new item after it. */
+bool owfp_item_split(struct owfp_item *it, size_t n);
+/* Copies borrowed bytes of every queued item into flow-owned memory. */
+bool owfp_queue_own(struct owfp_queue *q);
+
+/* path.c */
+NTSTATUS owfp_stream_path_sync(struct owfp_stream *s);
+void owfp_stream_fixed_values(const struct owfp_flow *f, FWPS_INCOMING_VALUE0 *values,
+                              FWP_BYTE_ARRAY16 *local6, FWP_BYTE_ARRAY16 *remote6);
+
+/* pipeline.c */
+void owfp_stream_run(struct owfp_stream *s);
+void owfp_stream_drop(struct owfp_stream *s);
+void owfp_stream_abort_path(struct owfp_stream *s, int d);
+
+/* inject.c */
+void owfp_stream_drain_inbox(struct owfp_stream *s);
+void owfp_stream_discard_inbox(struct owfp_stream *s);
+
+/* stream.c */
+struct owfp_stream *owfp_stream_of(struct owfp_flow *f);
+void owfp_stream_destroy(struct owfp_stream *s);
+
+#endif
