@@ -97,7 +97,7 @@ static void take_batch(const struct owfp_stage *st, int d, struct batch *b)
         b->nitems++;
         it = it->next;
     }
-    b->fin_follows = it && it->kind == OWFP_ITEM_FIN && !sd->batch_left;
+    b->fin_follows = it && it->kind == OWFP_ITEM_FIN;
 }
 
 static bool ensure_desc(struct owfp_stream *s, size_t n)
