@@ -44,7 +44,7 @@ static void usage(FILE *to)
                 "  --implicit-runs N      repetitions of each implicit size (default 1)\n"
                 "  --full-max N           implicit sizes <= N run the full ramp of N calls;\n"
                 "                         all sizes are also run sampled (default 1000; the\n"
-                "                         full ramp costs O(N^2): 10000 takes about 90 s)\n"
+                "                         full ramp costs O(N^2): 10000 takes about 80 s)\n"
                 "  --mix M                mixed | indexable (default mixed)\n"
                 "  --callout-every N      2 of every N filters are callout filters (default 500)\n"
                 "  --seed N               random seed (default 1)\n"

@@ -1019,9 +1019,37 @@ static void test_F10_abort_from_classify(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, h_setup, h_teardown)
 
+/* More flows open at once than the flow table's first free-list block:
+ * closing them all must neither overflow it nor lose a flowDeleteFn. */
+static void test_F7_thousands_of_simultaneous_flows_all_deleted(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static owfp_flow *flows[N];
+    struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
+    for (int i = 0; i < N; i++) {
+        p.local_port = (uint16_t)(1000 + i);
+        flows[i] = h_open(&p, NULL);
+    }
+    struct owfp_engine_stats st;
+    owfp_engine_get_stats(h_engine, &st);
+    assert_int_equal(st.flows_open, N);
+    for (int i = 0; i < N; i++)
+        owfp_flow_close(flows[i]);
+    owfp_engine_get_stats(h_engine, &st);
+    assert_int_equal(st.flows_open, 0);
+    for (int i = 0; i < N; i++) {
+        p.local_port = (uint16_t)(1000 + i);
+        flows[i] = h_open(&p, NULL);
+    }
+    for (int i = N - 1; i >= 0; i--)
+        owfp_flow_close(flows[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_F7_thousands_of_simultaneous_flows_all_deleted, h_setup, h_teardown),
         T(test_F1_flow_handle_metadata_v4),
         T(test_F1_flow_handle_metadata_v6),
         T(test_F2_distinct_flows_distinct_ids),

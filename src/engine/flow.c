@@ -79,8 +79,9 @@ struct owfp_flow *owfp_flow_new(struct owfp_engine *e, uint8_t ip_version)
     if (!f)
         return NULL;
     pthread_mutex_lock(&t->lock);
-    /* Reserve room to give the slot back later without allocating. */
-    if (t->nfree == t->capfree) {
+    /* Every slot ever handed out may come back at once: keep room for all of
+     * them so closing never allocates. */
+    if (!t->nfree && t->next_slot >= t->capfree) {
         uint32_t cap = t->capfree ? t->capfree * 2 : 1024;
         uint32_t *n = owfp_realloc(t->free_slots, cap * sizeof(*n));
         if (!n) {
