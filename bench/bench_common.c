@@ -503,3 +503,103 @@ void b_gen_flow(struct b_rng *r, struct owfp_flow_params *p)
     p->interface_type = 6;
     p->compartment_id = 1;
 }
+
+/* ------------------------------------------------------- stream set-up */
+
+static const GUID stream_callout_base = {0xb3c15000, 0x6e7c, 0x4b1a, {0x9a, 0x1e, 0, 0, 0, 0, 0, 0}};
+static const GUID stream_sublayer_base = {0xb3c15100, 0x6e7c, 0x4b1a, {0x9a, 0x1e, 0, 0, 0, 0, 0, 0}};
+
+static GUID numbered(GUID g, unsigned i)
+{
+    g.Data4[7] = (UINT8)(i + 1);
+    return g;
+}
+
+void NTAPI b_stream_permit(const FWPS_INCOMING_VALUES0 *in,
+                           const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layer_data,
+                           const FWPS_FILTER0 *filter, UINT64 flow_context,
+                           FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)in, (void)meta, (void)layer_data, (void)filter, (void)flow_context;
+    out->actionType = FWP_ACTION_PERMIT;
+}
+
+void NTAPI b_stream_continue(const FWPS_INCOMING_VALUES0 *in,
+                             const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layer_data,
+                             const FWPS_FILTER0 *filter, UINT64 flow_context,
+                             FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)in, (void)meta, (void)layer_data, (void)filter, (void)flow_context;
+    out->actionType = FWP_ACTION_CONTINUE;
+}
+
+void b_stream_env_up(struct b_stream_env *env, uint32_t n, FWP_ACTION_TYPE action,
+                     FWPS_CALLOUT_CLASSIFY_FN0 classify)
+{
+    memset(env, 0, sizeof(*env));
+    if (n > B_STREAM_MAX) {
+        fprintf(stderr, "bench: at most %d stream callouts\n", B_STREAM_MAX);
+        exit(2);
+    }
+    env->n = n;
+    b_check("owfp_engine_create", owfp_engine_create(NULL, &env->engine));
+    b_check("FwpmEngineOpen0", FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, NULL, &env->session));
+    for (uint32_t i = 0; i < n; i++) {
+        FWPS_CALLOUT0 c;
+        memset(&c, 0, sizeof(c));
+        c.calloutKey = numbered(stream_callout_base, i);
+        c.classifyFn = classify;
+        c.notifyFn = notify_ok;
+        b_check("FwpsCalloutRegister0", FwpsCalloutRegister0(NULL, &c, &env->callout_ids[i]));
+
+        FWPM_SUBLAYER0 sl;
+        memset(&sl, 0, sizeof(sl));
+        sl.subLayerKey = numbered(stream_sublayer_base, i);
+        sl.displayData.name = bench_name;
+        sl.weight = (UINT16)(0xF000 - 0x100 * i);
+        b_check("FwpmSubLayerAdd0", FwpmSubLayerAdd0(env->session, &sl, NULL));
+
+        FWPM_CALLOUT0 mc;
+        memset(&mc, 0, sizeof(mc));
+        mc.calloutKey = c.calloutKey;
+        mc.displayData.name = bench_name;
+        mc.applicableLayer = FWPM_LAYER_STREAM_V4;
+        b_check("FwpmCalloutAdd0", FwpmCalloutAdd0(env->session, &mc, NULL, NULL));
+
+        FWPM_FILTER0 f;
+        memset(&f, 0, sizeof(f));
+        f.displayData.name = bench_name;
+        f.layerKey = FWPM_LAYER_STREAM_V4;
+        f.subLayerKey = sl.subLayerKey;
+        f.action.type = action;
+        f.action.calloutKey = c.calloutKey;
+        b_check("FwpmFilterAdd0", FwpmFilterAdd0(env->session, &f, NULL, &env->filter_ids[i]));
+    }
+}
+
+void b_stream_env_down(struct b_stream_env *env)
+{
+    FwpmEngineClose0(env->session);
+    for (uint32_t i = 0; i < env->n; i++)
+        FwpsCalloutUnregisterById0(env->callout_ids[i]);
+    owfp_engine_destroy(env->engine);
+    memset(env, 0, sizeof(*env));
+}
+
+void b_stream_flow(struct b_rng *r, struct owfp_flow_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->ip_version = 4;
+    p->protocol = 6;
+    p->direction = OWFP_OUTBOUND;
+    UINT32 remote = ten_net(r);
+    UINT32 local = 0xC0A80000u | b_below(r, 65536);
+    for (int i = 0; i < 4; i++) {
+        p->remote_addr[i] = (uint8_t)(remote >> (24 - 8 * i));
+        p->local_addr[i] = (uint8_t)(local >> (24 - 8 * i));
+    }
+    p->remote_port = 443;
+    p->local_port = (UINT16)(49152 + b_below(r, 16384));
+    p->interface_type = 6;
+    p->compartment_id = 1;
+}

@@ -114,4 +114,39 @@ void b_add_filters(HANDLE session, struct b_rng *r, enum b_mix mix, uint32_t n,
  * some do (see bench_common.c). */
 void b_gen_flow(struct b_rng *r, struct owfp_flow_params *p);
 
+/* ------------------------------------------------------- stream set-up */
+
+/* Stream callouts and filters for bench_stream and bench_stream_memory: n
+ * callouts registered with one classifyFn, each named by one filter with no
+ * conditions at FWPM_LAYER_STREAM_V4, in its own sublayer (weights 0xF000,
+ * 0xEF00, ..., so callout 0 runs first). With FWP_ACTION_CALLOUT_TERMINATING
+ * and b_stream_permit every callout still sees every byte: a PERMIT only
+ * skips the rest of its own sublayer. */
+#define B_STREAM_MAX 16
+
+struct b_stream_env {
+    owfp_engine *engine;
+    HANDLE session;
+    uint32_t n;
+    UINT32 callout_ids[B_STREAM_MAX];
+    UINT64 filter_ids[B_STREAM_MAX];
+};
+void b_stream_env_up(struct b_stream_env *env, uint32_t n, FWP_ACTION_TYPE action,
+                     FWPS_CALLOUT_CLASSIFY_FN0 classify);
+void b_stream_env_down(struct b_stream_env *env);
+
+/* The no-op stream callouts: actionType = PERMIT (for TERMINATING filters)
+ * or CONTINUE (for INSPECTION filters), and return. */
+void NTAPI b_stream_permit(const FWPS_INCOMING_VALUES0 *in,
+                           const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layer_data,
+                           const FWPS_FILTER0 *filter, UINT64 flow_context,
+                           FWPS_CLASSIFY_OUT0 *out);
+void NTAPI b_stream_continue(const FWPS_INCOMING_VALUES0 *in,
+                             const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layer_data,
+                             const FWPS_FILTER0 *filter, UINT64 flow_context,
+                             FWPS_CLASSIFY_OUT0 *out);
+
+/* An outbound IPv4 TCP endpoint (192.168.x.y:49152.. -> 10.x.y.z:443). */
+void b_stream_flow(struct b_rng *r, struct owfp_flow_params *p);
+
 #endif

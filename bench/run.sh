@@ -6,7 +6,7 @@
 #   bench/run.sh [output-file]
 #
 # Each benchmark is single-threaded and takes well under 60 s on a 2-core
-# machine; the whole run takes about a minute. The test suite is not built
+# machine; the whole run takes about a minute and a half. The test suite is not built
 # (-Dtests=disabled), so a test file being edited cannot break the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,9 @@ mkdir -p "$(dirname "$out")"
     echo "# openwfp benchmarks: $(git describe --always --dirty 2>/dev/null || echo 'no git'), buildtype=release, $(cc --version | head -n 1)"
     for cmd in "build-bench/bench/bench_classify" \
                "build-bench/bench/bench_filters" \
-               "build-bench/bench/bench_flow_memory"; do
+               "build-bench/bench/bench_flow_memory" \
+               "build-bench/bench/bench_stream" \
+               "build-bench/bench/bench_stream_memory"; do
         echo
         echo "\$ $cmd"
         if [ -x /usr/bin/time ]; then

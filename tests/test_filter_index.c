@@ -33,6 +33,8 @@ enum {
     F_FLAGS,       /* UINT32 */
     F_V6_ADDR,     /* BYTE_ARRAY16, v6 masks */
     F_IFINDEX,     /* UINT64 */
+    F_S16,         /* INT16 */
+    F_S64,         /* INT64 */
     F_MAX
 };
 
@@ -76,7 +78,7 @@ static void pool_init(struct pool *p, size_t cap)
     p->m6 = calloc(cap, sizeof(*p->m6));
     p->ranges = calloc(cap, sizeof(*p->ranges));
     p->ba16 = calloc(cap, sizeof(*p->ba16));
-    p->u64 = calloc(cap, sizeof(*p->u64));
+    p->u64 = calloc(cap * 3, sizeof(*p->u64));
     assert_non_null(p->conds);
     assert_non_null(p->u64);
 }
@@ -130,8 +132,12 @@ static uint32_t random_addr(void)
     return below(4) ? addr_pool[below(N(addr_pool))] : (uint32_t)rnd();
 }
 
+static FWPS_FILTER_CONDITION0 interval_cond(struct cgen *g, uint16_t f);
+
 static FWPS_FILTER_CONDITION0 addr_cond(struct cgen *g, uint16_t field)
 {
+    if (below(6) == 0)
+        return interval_cond(g, field); /* shares the mask structures */
     if (below(4) == 0) {
         FWPS_FILTER_CONDITION0 c = base(field, FWP_MATCH_EQUAL, FWP_UINT32);
         c.conditionValue.uint32 = random_addr();
@@ -152,9 +158,220 @@ static uint16_t random_port(void)
     return below(4) ? port_pool[below(N(port_pool))] : (uint16_t)rnd();
 }
 
+/* ------------------------------------------------ integer intervals */
+
+/* Integers are handled below by rank: the value's w-bit pattern with the
+ * sign bit flipped for signed types, so that rank order is value order. */
+static uint32_t field_type(uint16_t f)
+{
+    switch (f) {
+    case F_PROTOCOL:
+        return FWP_UINT8;
+    case F_LOCAL_PORT:
+    case F_REMOTE_PORT:
+        return FWP_UINT16;
+    case F_V6_ADDR:
+        return FWP_BYTE_ARRAY16_TYPE;
+    case F_IFINDEX:
+        return FWP_UINT64;
+    case F_S16:
+        return FWP_INT16;
+    case F_S64:
+        return FWP_INT64;
+    default:
+        return FWP_UINT32;
+    }
+}
+
+static unsigned int_width(uint32_t t)
+{
+    switch (t) {
+    case FWP_UINT8:
+        return 8;
+    case FWP_UINT16:
+    case FWP_INT16:
+        return 16;
+    case FWP_UINT32:
+        return 32;
+    default:
+        return 64;
+    }
+}
+
+static uint64_t rank_max(uint32_t t)
+{
+    unsigned w = int_width(t);
+    return w == 64 ? UINT64_MAX : (UINT64_C(1) << w) - 1;
+}
+
+static uint64_t rank_flip(uint32_t t)
+{
+    return (t == FWP_INT16 || t == FWP_INT64) ? UINT64_C(1) << (int_width(t) - 1) : 0;
+}
+
+/* Sets *v to the value of rank `r` of type t; 64-bit values live in *store. */
+static void set_rank(FWP_VALUE0 *v, uint32_t t, uint64_t r, uint64_t *store)
+{
+    uint64_t bits = (r ^ rank_flip(t)) & rank_max(t);
+    v->type = t;
+    switch (t) {
+    case FWP_UINT8:
+        v->uint8 = (uint8_t)bits;
+        break;
+    case FWP_UINT16:
+        v->uint16 = (uint16_t)bits;
+        break;
+    case FWP_INT16:
+        v->int16 = (int16_t)(uint16_t)bits;
+        break;
+    case FWP_UINT32:
+        v->uint32 = (uint32_t)bits;
+        break;
+    case FWP_UINT64:
+        *store = bits;
+        v->uint64 = store;
+        break;
+    default: /* FWP_INT64 */
+        *store = bits;
+        v->int64 = (INT64 *)store;
+        break;
+    }
+}
+
+/* Interval bounds seen while generating a case, per field, by rank: the
+ * incoming values aim at them and their neighbours. */
+#define MAX_EDGES 64
+static uint64_t edges[F_MAX][MAX_EDGES];
+static uint32_t nedges[F_MAX];
+
+static void reset_edges(void)
+{
+    memset(nedges, 0, sizeof(nedges));
+}
+
+static void add_edge(uint16_t field, uint64_t r)
+{
+    if (nedges[field] < MAX_EDGES)
+        edges[field][nedges[field]++] = r;
+    else
+        edges[field][below(MAX_EDGES)] = r;
+}
+
+/* A rank near an edge of `field` (one off either way, wrapping), or false
+ * when the field has none or the dice say no. */
+static bool edge_rank(uint16_t field, uint64_t *r)
+{
+    if (!nedges[field] || below(3))
+        return false;
+    uint64_t e = edges[field][below(nedges[field])];
+    *r = (e + (uint64_t)below(3) - 1) & rank_max(field_type(field));
+    return true;
+}
+
+/* A typical value of an integer field, by rank. */
+static uint64_t typical_rank(uint16_t f)
+{
+    uint32_t t = field_type(f);
+    switch (f) {
+    case F_LOCAL_PORT:
+    case F_REMOTE_PORT:
+        return random_port();
+    case F_PROTOCOL:
+        return (uint8_t[]){6, 17, 1, 58, 0, 255}[below(6)];
+    case F_LOCAL_ADDR:
+    case F_REMOTE_ADDR:
+        return random_addr();
+    case F_DIRECTION:
+        return below(2);
+    case F_FLAGS:
+        return below(16);
+    case F_IFINDEX:
+        return below(2) ? if_pool[below(N(if_pool))] : rnd();
+    default: { /* signed: small values of either sign, the extremes, anything */
+        static const int64_t small[] = {0, 1, -1, 2, -2, 100, -100};
+        uint32_t k = below(4);
+        if (k == 0)
+            return below(2) ? 0 : rank_max(t); /* minimum, maximum */
+        if (k == 3)
+            return rnd() & rank_max(t);
+        return ((uint64_t)small[below(N(small))] & rank_max(t)) ^ rank_flip(t);
+    }
+    }
+}
+
+static uint64_t low_mask(unsigned bits)
+{
+    return bits >= 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
+}
+
+/* rank + span, saturated at the type's maximum. */
+static uint64_t rank_add(uint32_t t, uint64_t r, uint64_t span)
+{
+    uint64_t max = rank_max(t);
+    return span > max - r ? max : r + span;
+}
+
+/* A random interval condition on integer field f: RANGE or an order
+ * comparison (GREATER, LESS, GREATER_OR_EQUAL, LESS_OR_EQUAL), over intervals
+ * from one value to the whole type, often touching 0 or the maximum, narrow
+ * (expanded into values) and wide (split into prefix blocks). */
+static FWPS_FILTER_CONDITION0 interval_cond(struct cgen *g, uint16_t f)
+{
+    uint32_t t = field_type(f);
+    uint64_t max = rank_max(t), lo, hi, a = typical_rank(f);
+    const unsigned w = int_width(t);
+    if (below(3) == 0) { /* an order comparison against a */
+        static const uint32_t orders[] = {FWP_MATCH_GREATER, FWP_MATCH_LESS,
+                                          FWP_MATCH_GREATER_OR_EQUAL, FWP_MATCH_LESS_OR_EQUAL};
+        if (below(5) == 0)
+            a = below(2) ? 0 : max;
+        else if (below(4) == 0)
+            a = below(2) ? 1 : max - 1;
+        FWPS_FILTER_CONDITION0 c = base(f, orders[below(N(orders))], t);
+        FWP_VALUE0 v;
+        memset(&v, 0, sizeof(v));
+        set_rank(&v, t, a, &g->p->u64[g->p->nu64++]);
+        memcpy(&c.conditionValue, &v, sizeof(v)); /* the unions share layout */
+        add_edge(f, a);
+        return c;
+    }
+    switch (below(7)) {
+    case 0: /* the whole type */
+        lo = 0, hi = max;
+        break;
+    case 1: /* one value */
+        lo = hi = a;
+        break;
+    case 2: /* from 0 */
+        lo = 0, hi = below(2) ? a : rnd() & low_mask(below(w + 1));
+        break;
+    case 3: /* to the maximum */
+        lo = below(2) ? a : rnd() & low_mask(below(w + 1)), hi = max;
+        break;
+    case 4: /* narrow: expanded into values, or just past that */
+        lo = a, hi = rank_add(t, a, below(40));
+        break;
+    default: /* wide, of a random order of magnitude */
+        lo = below(2) ? a : rnd() & max;
+        hi = rank_add(t, lo, rnd() & low_mask(below(w + 1)));
+        break;
+    }
+    FWP_RANGE0 *r = &g->p->ranges[g->p->nr++];
+    memset(r, 0, sizeof(*r));
+    set_rank(&r->valueLow, t, lo, &g->p->u64[g->p->nu64++]);
+    set_rank(&r->valueHigh, t, hi, &g->p->u64[g->p->nu64++]);
+    add_edge(f, lo);
+    add_edge(f, hi);
+    FWPS_FILTER_CONDITION0 c = base(f, FWP_MATCH_RANGE, FWP_RANGE_TYPE);
+    c.conditionValue.rangeValue = r;
+    return c;
+}
+
 static FWPS_FILTER_CONDITION0 port_cond(struct cgen *g, uint16_t field)
 {
     uint32_t kind = below(10);
+    if (kind >= 5 && below(2))
+        return interval_cond(g, field);
     if (kind < 5) {
         FWPS_FILTER_CONDITION0 c = base(field, FWP_MATCH_EQUAL, FWP_UINT16);
         c.conditionValue.uint16 = random_port();
@@ -209,20 +426,40 @@ static FWPS_FILTER_CONDITION0 field_cond(struct cgen *g, uint16_t field)
     case F_REMOTE_PORT:
         return port_cond(g, field);
     case F_PROTOCOL:
+        if (below(4) == 0)
+            return interval_cond(g, field);
         c = base(field, below(5) ? FWP_MATCH_EQUAL : FWP_MATCH_NOT_EQUAL, FWP_UINT8);
         c.conditionValue.uint8 = (uint8_t[]){6, 17, 1}[below(3)];
         return c;
     case F_DIRECTION:
+        if (below(5) == 0)
+            return interval_cond(g, field);
         c = base(field, FWP_MATCH_EQUAL, FWP_UINT32);
         c.conditionValue.uint32 = below(2);
         return c;
     case F_FLAGS:
+        if (below(5) == 0)
+            return interval_cond(g, field);
         c = base(field, FWP_MATCH_FLAGS_ALL_SET + below(3), FWP_UINT32);
         c.conditionValue.uint32 = 1u << below(4);
         return c;
     case F_V6_ADDR:
         return v6_cond(g);
+    case F_S16:
+    case F_S64: {
+        if (below(3))
+            return interval_cond(g, field);
+        uint32_t t = field_type(field);
+        FWP_VALUE0 v;
+        memset(&v, 0, sizeof(v));
+        set_rank(&v, t, typical_rank(field), &g->p->u64[g->p->nu64++]);
+        c = base(field, below(4) ? FWP_MATCH_EQUAL : FWP_MATCH_NOT_EQUAL, t);
+        memcpy(&c.conditionValue, &v, sizeof(v)); /* the unions share layout */
+        return c;
+    }
     default:
+        if (below(3) == 0)
+            return interval_cond(g, field);
         c = base(field, FWP_MATCH_EQUAL, FWP_UINT64);
         g->p->u64[g->p->nu64] = if_pool[below(N(if_pool))];
         c.conditionValue.uint64 = &g->p->u64[g->p->nu64++];
@@ -273,6 +510,7 @@ struct incoming {
     FWPS_INCOMING_VALUES0 in;
     FWP_BYTE_ARRAY16 v6;
     uint64_t ifindex;
+    uint64_t s64;
 };
 
 static void random_incoming(struct incoming *x)
@@ -284,6 +522,11 @@ static void random_incoming(struct incoming *x)
         FWP_VALUE0 *v = &x->v[f].value;
         if (below(12) == 0)
             continue; /* FWP_EMPTY */
+        uint64_t r;
+        if (f != F_V6_ADDR && edge_rank(f, &r)) {
+            set_rank(v, field_type(f), r, f == F_IFINDEX ? &x->ifindex : &x->s64);
+            continue;
+        }
         switch (f) {
         case F_LOCAL_ADDR:
         case F_REMOTE_ADDR:
@@ -316,10 +559,13 @@ static void random_incoming(struct incoming *x)
                 x->v6.byteArray16[below(16)] ^= (uint8_t)(1u << below(8));
             v->byteArray16 = &x->v6;
             break;
-        default:
+        case F_IFINDEX:
             v->type = FWP_UINT64;
             x->ifindex = if_pool[below(N(if_pool))];
             v->uint64 = &x->ifindex;
+            break;
+        default: /* signed */
+            set_rank(v, field_type(f), typical_rank(f), &x->s64);
             break;
         }
     }
@@ -599,6 +845,94 @@ static void test_view_build_allocation_failure_returns_null(void **state)
     pool_free(&p);
 }
 
+/* The rank of an integer value (see set_rank). */
+static uint64_t rank_of(const FWP_VALUE0 *v)
+{
+    uint64_t bits;
+    switch (v->type) {
+    case FWP_UINT8:
+        bits = v->uint8;
+        break;
+    case FWP_UINT16:
+        bits = v->uint16;
+        break;
+    case FWP_INT16:
+        bits = (uint16_t)v->int16;
+        break;
+    case FWP_UINT32:
+        bits = v->uint32;
+        break;
+    case FWP_UINT64:
+        bits = *v->uint64;
+        break;
+    default:
+        bits = (uint64_t)*v->int64;
+        break;
+    }
+    return bits ^ rank_flip(v->type);
+}
+
+static size_t candidates(const struct owfp_view_iter *it)
+{
+    size_t k = 0;
+    for (uint32_t c = 0; c < it->ncursors; c++)
+        k += (size_t)(it->cursor[c].end - it->cursor[c].pos);
+    return k;
+}
+
+/* Filters with one interval condition each (RANGE, GREATER, LESS, ...) on
+ * fields up to 32 bits: the prefix blocks of an interval are disjoint and
+ * cover it exactly, so a lookup's candidates are exactly the matching
+ * filters, plus the never-matching ones (GREATER than the maximum, LESS than
+ * the minimum), which are not indexed. */
+static void test_view_intervals_are_indexed_exactly(void **state)
+{
+    (void)state;
+    enum { NF = 400, LOOKUPS = 400 };
+    static const uint16_t fields[] = {F_PROTOCOL, F_REMOTE_PORT, F_S16, F_REMOTE_ADDR};
+    static struct owfp_view_entry e[NF];
+    static int o[NF];
+    for (uint32_t fi = 0; fi < N(fields); fi++) {
+        const uint16_t f = fields[fi];
+        rng = test_seed() ^ (0x1000u + f);
+        reset_edges();
+        struct pool p;
+        pool_init(&p, NF * 2);
+        struct cgen g = {&p, false};
+        size_t never = 0;
+        for (uint32_t i = 0; i < NF; i++) {
+            FWPS_FILTER_CONDITION0 *c = &p.conds[p.nconds++];
+            *c = interval_cond(&g, f);
+            if (c->matchType == FWP_MATCH_GREATER || c->matchType == FWP_MATCH_LESS) {
+                FWP_VALUE0 v = owfp_condition_value_plain(&c->conditionValue);
+                uint64_t r = rank_of(&v);
+                never += c->matchType == FWP_MATCH_GREATER ? r == rank_max(v.type) : r == 0;
+            }
+            e[i] = entry(&o[i], i + 1, below(3), 0, c, 1);
+        }
+        struct owfp_layer_view *v = owfp_view_build(1, e, NF);
+        assert_non_null(v);
+        assert_int_equal(owfp_view_sublayer_count(v), 1);
+        const struct owfp_view_entry *want[NF];
+        for (int l = 0; l < LOOKUPS; l++) {
+            struct incoming x;
+            random_incoming(&x);
+            struct owfp_view_iter it;
+            owfp_view_iter_init(&it, v, 0, &x.in);
+            size_t got = candidates(&it), nw = reference(e, NF, 0, &x.in, want);
+            if (got != nw + never)
+                fail_msg("field %u lookup %d: %zu candidates for %zu matches and %zu never "
+                         "matching",
+                         f, l, got, nw, never);
+            char what[64];
+            snprintf(what, sizeof(what), "intervals field %u lookup %d", f, l);
+            assert_true(check_lookup(v, e, NF, &x.in, what));
+        }
+        owfp_view_free(v);
+        pool_free(&p);
+    }
+}
+
 /* ------------------------------------------------------ property test */
 
 static void test_A1_A8_index_agrees_with_brute_force(void **state)
@@ -612,6 +946,7 @@ static void test_A1_A8_index_agrees_with_brute_force(void **state)
     const int first = only < CASES ? (int)only : 0, last = only < CASES ? (int)only + 1 : CASES;
     for (int cs = first; cs < last; cs++) {
         rng = seed ^ ((uint64_t)cs * UINT64_C(0xA0761D6478BD642F));
+        reset_edges();
         struct pool p;
         pool_init(&p, MAXF * 16);
         struct cgen g = {&p, below(10) == 0};
@@ -658,16 +993,9 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t candidates(const struct owfp_view_iter *it)
-{
-    size_t k = 0;
-    for (uint32_t c = 0; c < it->ncursors; c++)
-        k += (size_t)(it->cursor[c].end - it->cursor[c].pos);
-    return k;
-}
-
 /* 100,000 filters shaped like a firewall policy: exact ports, host and
- * subnet addresses, port ranges, and a few filters nothing can index. */
+ * subnet addresses, narrow port ranges, 1% wide port ranges whose other
+ * conditions are a protocol and flags, and 1% filters nothing can index. */
 static void test_view_100k_filters_build_and_lookup(void **state)
 {
     (void)state;
@@ -715,6 +1043,15 @@ static void test_view_100k_filters_build_and_lookup(void **state)
         default:
             if (i % 100 == 9) { /* 1%: nothing to index */
                 c[n] = base(F_FLAGS, FWP_MATCH_FLAGS_NONE_SET, FWP_UINT32);
+                c[n++].conditionValue.uint32 = 1u << below(8);
+            } else if (i % 100 == 19) { /* 1%: a wide range is the best choice */
+                FWP_RANGE0 *r = &p.ranges[p.nr++];
+                r->valueLow.type = r->valueHigh.type = FWP_UINT16;
+                r->valueLow.uint16 = (uint16_t)(1024 + below(39000));
+                r->valueHigh.uint16 = (uint16_t)(r->valueLow.uint16 + 1000 + below(24001));
+                c[n] = base(F_REMOTE_PORT, FWP_MATCH_RANGE, FWP_RANGE_TYPE);
+                c[n++].conditionValue.rangeValue = r;
+                c[n] = base(F_FLAGS, FWP_MATCH_FLAGS_ALL_SET, FWP_UINT32);
                 c[n++].conditionValue.uint32 = 1u << below(8);
             } else {
                 c[n] = base(F_LOCAL_ADDR, FWP_MATCH_EQUAL, FWP_UINT32);
@@ -798,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_M5_or_group_filter_is_returned_once),
         cmocka_unit_test(test_view_cursor_budget_falls_back_to_residual),
         cmocka_unit_test(test_view_build_allocation_failure_returns_null),
+        cmocka_unit_test(test_view_intervals_are_indexed_exactly),
         cmocka_unit_test(test_A1_A8_index_agrees_with_brute_force),
         cmocka_unit_test(test_view_100k_filters_build_and_lookup),
     };

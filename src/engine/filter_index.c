@@ -11,28 +11,43 @@
  * or a single condition), chosen among the groups that can be looked up by
  * the incoming value:
  *   - EQUAL on an integer field, EQUAL on a 16-byte array, V4/V6 address
- *     masks, RANGEs of at most 256 integer values (expanded into their
- *     values); an OR group is indexable when all of its members are, and is
- *     filed under every alternative.
+ *     masks;
+ *   - integer intervals: RANGE, and GREATER, LESS, GREATER_OR_EQUAL,
+ *     LESS_OR_EQUAL as the interval up to the type's maximum or down to its
+ *     minimum. An interval of at most RANGE_EXPAND_MAX values is expanded
+ *     into its values; a wider one is split into the fewest aligned prefix
+ *     blocks that cover it exactly (at most 2 * width - 2 blocks: 30 for a
+ *     16-bit port, 62 for 32 bits), each looked up like an address mask.
+ *     Signed types are split in their order by flipping the sign bit, which
+ *     keeps every block a prefix of the two's complement value;
+ *   - an OR group is indexable when all of its members are, and is filed
+ *     under every alternative.
  * A key is (sublayer, field, incoming type, prefix length, the value's
  * leading prefix-length bits): exact integers use the type's width as the
- * prefix length, masks their prefix length, so a UINT32 address field has
- * one "structure" (field, type, prefix length) per prefix length in use.
- * One hash table maps keys to posting lists. The group chosen is the one
- * whose keys have the fewest candidate filters in the sublayer (counted over
- * all indexable groups of all filters), so an enum-like field shared by
- * everybody loses against a port or an address. Filters with no indexable
- * group, zero conditions included, go to the sublayer's residual list.
+ * prefix length, masks and interval blocks their prefix length, so a field
+ * has one "structure" (field, type, prefix length) per prefix length in use.
+ * The group chosen is the one whose keys have the fewest candidate filters
+ * in the sublayer (counted over all indexable groups of all filters), so an
+ * enum-like field shared by everybody loses against a port or an address.
+ * Filters with no indexable group, zero conditions included, go to the
+ * sublayer's residual list.
+ *
+ * The view keeps only the keys some filter is filed under, and only the
+ * structures that hold such a key. A structure whose 2^plen possible values
+ * are few (at most DIRECT_MIN_SLOTS, or DIRECT_SLOTS_PER_KEY per key it
+ * holds) is an array indexed by the value's prefix; the others share one
+ * open-addressing hash table keyed by (structure, prefix).
  *
  * Lookup. For each structure of the sublayer the incoming value of its field
- * is masked to the structure's prefix length and looked up: at most one
+ * is cut to the structure's prefix length and looked up: at most one
  * posting list per structure, plus the residual list. A sublayer keeps at
  * most OWFP_VIEW_ITER_MAX_CURSORS - 1 structures (those holding the most
  * candidates); groups that need a dropped structure are not eligible, so a
  * filter left without a group goes to the residual list. The iterator merges
  * the lists by position, skips repeats (a filter reached through two
- * alternatives of its OR group) and checks every candidate with
- * owfp_conditions_match(), which keeps the index a pure pre-filter.
+ * alternatives of its OR group, or two blocks of overlapping intervals) and
+ * checks every candidate with owfp_conditions_match(), which keeps the index
+ * a pure pre-filter.
  *
  * Build is O(n log n + K) for K candidate keys; a view is immutable and
  * read without locks.
@@ -49,9 +64,15 @@
 #define NONE UINT32_MAX
 #define MAX_STRUCTS (OWFP_VIEW_ITER_MAX_CURSORS - 1) /* one cursor is the residual list */
 #define MAX_GROUP_KEYS 256u
-#define RANGE_EXPAND_MAX 256u
+#define RANGE_EXPAND_MAX 16u      /* intervals of at most this many values: exact keys */
+#define DIRECT_PLEN_MAX 24u       /* direct arrays have at most 2^24 slots... */
+#define DIRECT_MIN_SLOTS 16u      /* ...and at most this many */
+#define DIRECT_SLOTS_PER_KEY 8u   /* or this many per key they hold */
+#define EXACT_BITS_MIN 512u       /* summaries of at most this many bits... */
+#define EXACT_BITS_PER_KEY 32u    /* ...or this many per key are exact */
+#define HASHED_BITS_PER_KEY 16u   /* else a hashed summary has this many per key */
 
-/* A posting list's key; a structure's key has hi == lo == 0. */
+/* A key while building; a structure's key has hi == lo == 0. */
 struct ikey {
     uint64_t hi, lo; /* the value as a 128-bit number; integers only use lo */
     uint32_t sub;
@@ -60,10 +81,17 @@ struct ikey {
     uint8_t plen; /* leading bits of the value that count */
 };
 
+/* A structure of the view: one lookup per classify of its sublayer. Its
+ * summary says which values may have a list: one bit per possible prefix
+ * when those are few (exact), else a bit per hash value (hashed). */
 struct view_struct {
     uint32_t type;
     uint16_t field;
     uint8_t plen;
+    uint8_t width;    /* the type's width in bits */
+    uint32_t direct;  /* first of its 2^plen slots in view->direct; NONE: hashed */
+    uint32_t summary; /* first word of its summary in view->summary */
+    uint32_t sum_mask; /* hashed summary: bits - 1; NONE: exact */
 };
 
 struct view_sub {
@@ -73,20 +101,28 @@ struct view_sub {
     uint32_t struct_first, nstructs;
 };
 
+/* A posting list: postings[off .. off + len); len == 0 means none. */
+struct vlist {
+    uint32_t off, len;
+};
+
+/* A hashed key of the view: its structure's index in view->structs and the
+ * value's prefix. Free slots have list.len == 0. */
+struct vslot {
+    uint64_t hi, lo;
+    uint32_t st;
+    struct vlist list;
+};
+
 /* A set of keys with open-addressing lookup; grows by doubling. The keys
- * live in an array of `stride`-byte records that start with the ikey. */
+ * live in an array of `stride`-byte records that start with the ikey. Used
+ * while building. */
 struct keyset_table {
     void *recs;
     size_t stride;
     uint32_t n, cap;
     uint32_t *slot;
     uint32_t mask;
-};
-
-/* A posting list: postings[off .. off + len). */
-struct vkey {
-    struct ikey k;
-    uint32_t off, len;
 };
 
 struct owfp_layer_view {
@@ -96,7 +132,10 @@ struct owfp_layer_view {
     struct view_sub *subs;
     uint32_t nsubs;
     struct view_struct *structs;
-    struct keyset_table keys; /* records: struct vkey */
+    struct vslot *slots; /* linear probing, load at most 1/2 */
+    uint32_t slot_mask;
+    struct vlist *direct;
+    uint64_t *summary;
     uint32_t *postings;
 };
 
@@ -177,18 +216,33 @@ static bool value_bits(const FWP_VALUE0 *v, uint64_t *hi, uint64_t *lo)
     }
 }
 
-/* Keeps the leading k->plen bits of a `width`-bit value. */
+/* Keeps the leading `plen` bits of a `width`-bit value. */
+static void keep_bits(uint64_t *hi, uint64_t *lo, unsigned width, unsigned plen)
+{
+    unsigned z = width > plen ? width - plen : 0;
+    if (z >= 128) {
+        *hi = *lo = 0;
+    } else if (z >= 64) {
+        *lo = 0;
+        *hi &= ~width_mask(z - 64);
+    } else if (z) {
+        *lo &= ~width_mask(z);
+    }
+}
+
 static void keep_prefix(struct ikey *k, unsigned width)
 {
-    unsigned z = width > k->plen ? width - k->plen : 0;
-    if (z >= 128) {
-        k->hi = k->lo = 0;
-    } else if (z >= 64) {
-        k->lo = 0;
-        k->hi &= ~width_mask(z - 64);
-    } else if (z) {
-        k->lo &= ~width_mask(z);
-    }
+    keep_bits(&k->hi, &k->lo, width, k->plen);
+}
+
+/* The leading `plen` (at most 64) bits of a `width`-bit value as a number:
+ * the slot of a direct structure. */
+static uint32_t direct_index(uint64_t hi, uint64_t lo, unsigned width, unsigned plen)
+{
+    if (!plen)
+        return 0;
+    uint64_t top = width > 64 ? hi : lo << (64 - width);
+    return (uint32_t)(top >> (64 - plen));
 }
 
 static uint64_t mix(uint64_t x)
@@ -215,6 +269,20 @@ static bool key_eq(const struct ikey *a, const struct ikey *b)
            a->field == b->field && a->plen == b->plen;
 }
 
+/* The view's hash: one round, the structure index standing for sublayer,
+ * field, type and prefix length. The low half picks the slot, the high half
+ * the bit of a hashed summary. */
+static uint64_t slot_hash(uint32_t st, uint64_t hi, uint64_t lo)
+{
+    return mix(lo ^ (hi * UINT64_C(0x9e3779b97f4a7c15)) ^
+               ((uint64_t)st * UINT64_C(0xc2b2ae3d27d4eb4f)));
+}
+
+static bool test_bit(const uint64_t *words, uint64_t bit)
+{
+    return (words[bit >> 6] >> (bit & 63)) & 1;
+}
+
 /* ----------------------------------------------------------- hash table */
 
 static const struct ikey *rec_key(const struct keyset_table *t, uint32_t id)
@@ -229,11 +297,6 @@ static uint32_t *table_slot(const struct keyset_table *t, const struct ikey *k)
     while (t->slot[i] != NONE && !key_eq(rec_key(t, t->slot[i]), k))
         i = (i + 1) & t->mask;
     return &t->slot[i];
-}
-
-static uint32_t table_find(const struct keyset_table *t, const struct ikey *k)
-{
-    return t->slot ? *table_slot(t, k) : NONE;
 }
 
 static bool table_rehash(struct keyset_table *t, uint64_t nslots)
@@ -342,27 +405,92 @@ static bool v6_key(const FWP_V6_ADDR_AND_MASK *m, uint16_t field, uint32_t sub, 
     return push_key(ks, &k);
 }
 
-/* A narrow integer range, expanded into its values. Signed types are walked
- * in their order by flipping the sign bit. */
-static bool range_keys(const FWP_RANGE0 *r, uint16_t field, uint32_t sub, struct key_list *ks)
+/* Added to a signed type's bits to walk its values in order. */
+static uint64_t sign_flip(uint32_t t)
 {
-    uint32_t t = r->valueLow.type;
+    return (t >= FWP_INT8 && t <= FWP_INT64) ? UINT64_C(1) << (type_width(t) - 1) : 0;
+}
+
+/* An integer value (at most 64 bits) as its rank in the type's order. */
+static bool order_of(const FWP_VALUE0 *v, uint64_t *o)
+{
+    uint64_t hi_unused;
+    unsigned w = type_width(v->type);
+    if (!w || w > 64 || !value_bits(v, &hi_unused, o))
+        return false;
+    *o ^= sign_flip(v->type);
+    return true;
+}
+
+/* The keys of the values of type `t` ranked olo..ohi: the values themselves
+ * when few, else the fewest aligned prefix blocks covering them. An empty
+ * interval (the condition never matches) is not indexed. */
+static bool interval_keys(uint32_t t, uint64_t olo, uint64_t ohi, uint16_t field, uint32_t sub,
+                          struct key_list *ks)
+{
     unsigned w = type_width(t);
-    uint64_t hi_unused, lo, hi;
-    if (!w || w > 64 || r->valueHigh.type != t || !value_bits(&r->valueLow, &hi_unused, &lo) ||
-        !value_bits(&r->valueHigh, &hi_unused, &hi))
+    uint64_t flip = sign_flip(t);
+    if (olo > ohi)
         return false;
-    uint64_t flip = (t >= FWP_INT8 && t <= FWP_INT64) ? UINT64_C(1) << (w - 1) : 0;
-    uint64_t olo = lo ^ flip, ohi = hi ^ flip;
-    if (olo > ohi || ohi - olo >= RANGE_EXPAND_MAX)
-        return false;
-    for (uint64_t o = olo;; o++) {
-        struct ikey k = {.sub = sub, .type = t, .field = field, .plen = (uint8_t)w};
-        k.lo = (o ^ flip) & width_mask(w);
+    struct ikey k = {.sub = sub, .type = t, .field = field, .plen = (uint8_t)w};
+    if (ohi - olo < RANGE_EXPAND_MAX) {
+        for (uint64_t o = olo;; o++) {
+            k.lo = (o ^ flip) & width_mask(w);
+            if (!push_key(ks, &k))
+                return false;
+            if (o == ohi)
+                return true;
+        }
+    }
+    for (uint64_t a = olo;;) {
+        /* The largest block aligned at `a` that ends at or before ohi. */
+        unsigned z = a ? (unsigned)__builtin_ctzll(a) : 64;
+        if (z > w)
+            z = w;
+        while (z && width_mask(z) > ohi - a)
+            z--;
+        k.plen = (uint8_t)(w - z);
+        k.hi = 0;
+        k.lo = (a ^ flip) & width_mask(w);
+        keep_prefix(&k, w);
         if (!push_key(ks, &k))
             return false;
-        if (o == ohi)
+        uint64_t last = a + width_mask(z);
+        if (last == ohi)
             return true;
+        a = last + 1;
+    }
+}
+
+static bool range_keys(const FWP_RANGE0 *r, uint16_t field, uint32_t sub, struct key_list *ks)
+{
+    uint64_t olo, ohi;
+    uint32_t t = r->valueLow.type;
+    if (r->valueHigh.type != t || !order_of(&r->valueLow, &olo) || !order_of(&r->valueHigh, &ohi))
+        return false;
+    return interval_keys(t, olo, ohi, field, sub, ks);
+}
+
+/* GREATER, LESS, GREATER_OR_EQUAL, LESS_OR_EQUAL on an integer, as the
+ * interval of the values that match. */
+static bool order_keys(uint32_t match, const FWP_VALUE0 *v, uint16_t field, uint32_t sub,
+                       struct key_list *ks)
+{
+    uint64_t o;
+    if (!order_of(v, &o))
+        return false;
+    uint64_t max = width_mask(type_width(v->type));
+    switch (match) {
+    case FWP_MATCH_GREATER:
+        return o < max && interval_keys(v->type, o + 1, max, field, sub, ks);
+    case FWP_MATCH_GREATER_OR_EQUAL:
+        return interval_keys(v->type, o, max, field, sub, ks);
+    case FWP_MATCH_LESS:
+        return o > 0 && interval_keys(v->type, 0, o - 1, field, sub, ks);
+    case FWP_MATCH_LESS_OR_EQUAL:
+        return interval_keys(v->type, 0, o, field, sub, ks);
+    default:
+        return false;
     }
 }
 
@@ -380,10 +508,20 @@ static bool member_keys(const FWPS_FILTER_CONDITION0 *c, uint32_t sub, struct ke
     default:
         break;
     }
-    if (c->matchType != FWP_MATCH_EQUAL || !type_width(cv->type))
+    if (!type_width(cv->type))
         return false;
     FWP_VALUE0 v = owfp_condition_value_plain(cv);
-    return exact_key(&v, c->fieldId, sub, ks);
+    switch (c->matchType) {
+    case FWP_MATCH_EQUAL:
+        return exact_key(&v, c->fieldId, sub, ks);
+    case FWP_MATCH_GREATER:
+    case FWP_MATCH_GREATER_OR_EQUAL:
+    case FWP_MATCH_LESS:
+    case FWP_MATCH_LESS_OR_EQUAL:
+        return order_keys(c->matchType, &v, c->fieldId, sub, ks);
+    default:
+        return false;
+    }
 }
 
 /* All keys of the OR group [b, e); false when some member is not indexable. */
@@ -406,26 +544,31 @@ struct cand_group {
     uint32_t nkeys;
 };
 
-/* Build-time data of a posting-list key, parallel to view->keys. */
-struct key_info {
-    uint32_t freq;  /* candidate filters; later the fill counter */
+/* A candidate key while building. */
+struct bkey {
+    struct ikey k;
+    uint32_t freq;  /* candidate groups with this key; later the fill counter */
     uint32_t strct; /* its structure */
     uint32_t last;  /* last entry filed under it */
+    uint32_t len;   /* entries filed under it */
+    uint32_t off;   /* its list in view->postings */
 };
 
 /* A structure (value-free key) and how many candidates it would hold. */
 struct struct_rec {
     struct ikey k;
     uint64_t weight;
-    bool kept;
+    uint32_t nfiled;  /* keys with a posting list */
+    uint32_t view_id; /* index in view->structs */
+    bool kept;        /* within its sublayer's budget */
 };
 
 struct builder {
     struct owfp_layer_view *v;
     struct key_list ks;
-    struct key_info *kinfo;
-    uint32_t kinfo_cap;
+    struct keyset_table keys;    /* records: struct bkey */
     struct keyset_table structs; /* records: struct struct_rec */
+    struct struct_rec **order;   /* structures by sublayer, most candidates first */
     struct cand_group *groups;   /* in entry order */
     uint32_t ngroups;
     uint32_t *cand_ids; /* key ids of every candidate group, back to back */
@@ -433,19 +576,14 @@ struct builder {
     uint32_t *choice; /* per entry: its group in `groups`, NONE = residual list */
 };
 
-static struct key_info *kinfo_of(struct builder *b, uint32_t id)
+static struct bkey *bkey_of(struct builder *b, uint32_t id)
 {
-    return &b->kinfo[id];
+    return (struct bkey *)b->keys.recs + id;
 }
 
 static struct struct_rec *struct_of(struct builder *b, uint32_t id)
 {
     return (struct struct_rec *)b->structs.recs + id;
-}
-
-static struct vkey *vkey_of(const struct owfp_layer_view *v, uint32_t id)
-{
-    return (struct vkey *)v->keys.recs + id;
 }
 
 struct sortable {
@@ -537,35 +675,20 @@ static bool count_groups(struct builder *b, uint32_t entry)
     return true;
 }
 
-/* Keeps the build-time key array as long as the view's key array. */
-static bool grow_kinfo(struct builder *b)
-{
-    uint32_t cap = b->v->keys.cap;
-    if (cap <= b->kinfo_cap)
-        return true;
-    struct key_info *k = owfp_realloc(b->kinfo, sizeof(*k) * cap);
-    if (!k)
-        return false;
-    b->kinfo = k;
-    b->kinfo_cap = cap;
-    return true;
-}
-
 /* The key's id, registering key and structure on first sight. */
 static uint32_t register_key(struct builder *b, const struct ikey *k)
 {
     bool created;
-    uint32_t id = table_insert(&b->v->keys, k, &created);
+    uint32_t id = table_insert(&b->keys, k, &created);
     if (id == NONE || !created)
         return id;
-    if (!grow_kinfo(b))
-        return NONE;
     struct ikey sk = *k;
     sk.hi = sk.lo = 0;
     uint32_t st = table_insert(&b->structs, &sk, &created);
     if (st == NONE)
         return NONE;
-    *kinfo_of(b, id) = (struct key_info){0, st, NONE};
+    bkey_of(b, id)->strct = st;
+    bkey_of(b, id)->last = NONE;
     return id;
 }
 
@@ -576,10 +699,10 @@ static bool add_candidates(struct builder *b, uint32_t entry)
         uint32_t id = register_key(b, &b->ks.k[i]);
         if (id == NONE)
             return false;
-        struct key_info *ki = kinfo_of(b, id);
+        struct bkey *bk = bkey_of(b, id);
         b->cand_ids[b->ncand++] = id;
-        ki->freq++;
-        struct_of(b, ki->strct)->weight++;
+        bk->freq++;
+        struct_of(b, bk->strct)->weight++;
     }
     return true;
 }
@@ -587,7 +710,7 @@ static bool add_candidates(struct builder *b, uint32_t entry)
 static bool alloc_candidates(struct builder *b, uint32_t ncand, uint32_t ngroups)
 {
     size_t n = b->v->n;
-    b->v->keys.stride = sizeof(struct vkey);
+    b->keys.stride = sizeof(struct bkey);
     b->structs.stride = sizeof(struct struct_rec);
     b->cand_ids = owfp_malloc(sizeof(uint32_t) * (ncand ? ncand : 1));
     b->groups = owfp_malloc(sizeof(*b->groups) * (ngroups ? ngroups : 1));
@@ -615,32 +738,25 @@ static int cmp_structs(const void *pa, const void *pb)
     return (a->k.plen > b->k.plen) - (a->k.plen < b->k.plen);
 }
 
+/* Marks the structures each sublayer can afford. */
 static bool keep_structs(struct builder *b)
 {
-    struct owfp_layer_view *v = b->v;
     uint32_t n = b->structs.n;
-    struct struct_rec **order = owfp_malloc(sizeof(*order) * (n ? n : 1));
-    v->structs = owfp_malloc(sizeof(*v->structs) * (n ? n : 1));
-    if (!order || !v->structs) {
-        owfp_free(order);
+    b->order = owfp_malloc(sizeof(*b->order) * (n ? n : 1));
+    if (!b->order)
         return false;
-    }
     for (uint32_t i = 0; i < n; i++)
-        order[i] = struct_of(b, i);
-    qsort(order, n, sizeof(*order), cmp_structs);
-    uint32_t kept = 0;
+        b->order[i] = struct_of(b, i);
+    qsort(b->order, n, sizeof(*b->order), cmp_structs);
+    uint32_t in_sub = 0;
     for (uint32_t i = 0; i < n; i++) {
-        struct view_sub *sub = &v->subs[order[i]->k.sub];
-        if (sub->nstructs == 0)
-            sub->struct_first = kept;
-        if (sub->nstructs >= MAX_STRUCTS)
-            continue;
-        order[i]->kept = true;
-        v->structs[kept++] =
-            (struct view_struct){order[i]->k.type, order[i]->k.field, order[i]->k.plen};
-        sub->nstructs++;
+        if (i == 0 || b->order[i]->k.sub != b->order[i - 1]->k.sub)
+            in_sub = 0;
+        if (in_sub < MAX_STRUCTS) {
+            b->order[i]->kept = true;
+            in_sub++;
+        }
     }
-    owfp_free(order);
     return true;
 }
 
@@ -650,10 +766,10 @@ static uint64_t group_cost(struct builder *b, const struct cand_group *g)
 {
     uint64_t cost = 0;
     for (uint32_t i = 0; i < g->nkeys; i++) {
-        const struct key_info *ki = kinfo_of(b, b->cand_ids[g->first_key + i]);
-        if (!struct_of(b, ki->strct)->kept)
+        const struct bkey *bk = bkey_of(b, b->cand_ids[g->first_key + i]);
+        if (!struct_of(b, bk->strct)->kept)
             return UINT64_MAX;
-        cost += ki->freq;
+        cost += bk->freq;
     }
     return cost;
 }
@@ -695,30 +811,91 @@ static void file_postings(struct builder *b, bool fill)
             }
             const struct cand_group *g = &b->groups[b->choice[i]];
             for (uint32_t k = 0; k < g->nkeys; k++) {
-                uint32_t id = b->cand_ids[g->first_key + k];
-                struct key_info *ki = kinfo_of(b, id);
-                if (ki->last == i)
+                struct bkey *bk = bkey_of(b, b->cand_ids[g->first_key + k]);
+                if (bk->last == i)
                     continue;
-                ki->last = i;
+                bk->last = i;
                 if (fill)
-                    v->postings[vkey_of(v, id)->off + ki->freq++] = i;
-                else
-                    vkey_of(v, id)->len++;
+                    v->postings[bk->off + bk->freq++] = i;
+                else if (bk->len++ == 0)
+                    struct_of(b, bk->strct)->nfiled++;
             }
         }
         sub->nresidual = residual;
     }
 }
 
+/* The view's structures: the kept ones some filter is filed under, each
+ * made direct or hashed; allocates the direct arrays and the hash table. */
+static bool finish_structs(struct builder *b)
+{
+    struct owfp_layer_view *v = b->v;
+    uint32_t n = b->structs.n, nv = 0;
+    uint64_t ndirect = 0, nhashed = 0, nwords = 0;
+    v->structs = owfp_malloc(sizeof(*v->structs) * (n ? n : 1));
+    if (!v->structs)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        struct struct_rec *r = b->order[i];
+        if (!r->kept || !r->nfiled)
+            continue;
+        struct view_sub *sub = &v->subs[r->k.sub];
+        if (sub->nstructs++ == 0)
+            sub->struct_first = nv;
+        struct view_struct *st = &v->structs[nv];
+        *st = (struct view_struct){r->k.type, r->k.field, r->k.plen,
+                                   (uint8_t)type_width(r->k.type), NONE, 0, NONE};
+        uint64_t size = UINT64_C(1) << (r->k.plen <= DIRECT_PLEN_MAX ? r->k.plen : 63);
+        bool small = r->k.plen <= DIRECT_PLEN_MAX;
+        if (small && ndirect + size < NONE &&
+            (size <= DIRECT_MIN_SLOTS || size <= (uint64_t)DIRECT_SLOTS_PER_KEY * r->nfiled)) {
+            st->direct = (uint32_t)ndirect;
+            ndirect += size;
+        } else {
+            nhashed += r->nfiled;
+        }
+        uint64_t bits = size; /* exact: always so for direct structures */
+        if (!small || (size > EXACT_BITS_MIN && size > (uint64_t)EXACT_BITS_PER_KEY * r->nfiled)) {
+            for (bits = 64; bits < (uint64_t)HASHED_BITS_PER_KEY * r->nfiled && bits < UINT32_MAX / 2;)
+                bits *= 2;
+            st->sum_mask = (uint32_t)(bits - 1);
+        }
+        st->summary = (uint32_t)nwords;
+        nwords += (bits + 63) / 64;
+        if (nwords >= NONE)
+            return false;
+        r->view_id = nv++;
+    }
+    v->summary = owfp_calloc(nwords ? nwords : 1, sizeof(*v->summary));
+    if (!v->summary)
+        return false;
+    v->direct = owfp_calloc(ndirect ? ndirect : 1, sizeof(*v->direct));
+    if (!v->direct)
+        return false;
+    if (!nhashed)
+        return true;
+    uint64_t cap = 16;
+    while (cap < 2 * nhashed)
+        cap *= 2;
+    if (cap > (uint64_t)UINT32_MAX + 1)
+        return false;
+    v->slots = owfp_calloc(cap, sizeof(*v->slots));
+    v->slot_mask = (uint32_t)(cap - 1);
+    return v->slots != NULL;
+}
+
 static bool lay_out_postings(struct builder *b)
 {
     struct owfp_layer_view *v = b->v;
     uint64_t total = 0;
-    for (uint32_t id = 0; id < v->keys.n; id++) {
-        vkey_of(v, id)->off = (uint32_t)total;
-        total += vkey_of(v, id)->len;
-        kinfo_of(b, id)->freq = 0;
-        kinfo_of(b, id)->last = NONE;
+    for (uint32_t id = 0; id < b->keys.n; id++) {
+        struct bkey *bk = bkey_of(b, id);
+        bk->off = (uint32_t)total;
+        total += bk->len;
+        bk->freq = 0;
+        bk->last = NONE;
+        if (total >= NONE)
+            return false;
     }
     for (uint32_t s = 0; s < v->nsubs; s++) {
         v->subs[s].residual_off = (uint32_t)total;
@@ -728,6 +905,33 @@ static bool lay_out_postings(struct builder *b)
         return false;
     v->postings = owfp_malloc(sizeof(uint32_t) * (total ? total : 1));
     return v->postings != NULL;
+}
+
+/* Points every filed key's slot (direct or hashed) at its posting list. */
+static void fill_lookup(struct builder *b)
+{
+    struct owfp_layer_view *v = b->v;
+    for (uint32_t id = 0; id < b->keys.n; id++) {
+        const struct bkey *bk = bkey_of(b, id);
+        if (!bk->len)
+            continue;
+        uint32_t sid = struct_of(b, bk->strct)->view_id;
+        const struct view_struct *st = &v->structs[sid];
+        struct vlist list = {bk->off, bk->len};
+        bool exact = st->sum_mask == NONE; /* then plen <= DIRECT_PLEN_MAX */
+        uint32_t x = exact ? direct_index(bk->k.hi, bk->k.lo, st->width, st->plen) : 0;
+        uint64_t h = slot_hash(sid, bk->k.hi, bk->k.lo);
+        uint64_t bit = exact ? x : (h >> 32) & st->sum_mask;
+        v->summary[st->summary + (bit >> 6)] |= UINT64_C(1) << (bit & 63);
+        if (st->direct != NONE) {
+            v->direct[st->direct + x] = list;
+            continue;
+        }
+        uint32_t i = (uint32_t)h & v->slot_mask;
+        while (v->slots[i].list.len)
+            i = (i + 1) & v->slot_mask;
+        v->slots[i] = (struct vslot){bk->k.hi, bk->k.lo, sid, list};
+    }
 }
 
 static bool build_index(struct builder *b)
@@ -741,16 +945,18 @@ static bool build_index(struct builder *b)
         return false;
     choose_groups(b);
     file_postings(b, false);
-    if (!lay_out_postings(b))
+    if (!finish_structs(b) || !lay_out_postings(b))
         return false;
+    fill_lookup(b);
     file_postings(b, true);
     return true;
 }
 
 static void free_builder(struct builder *b)
 {
-    owfp_free(b->kinfo);
+    table_free(&b->keys);
     table_free(&b->structs);
+    owfp_free(b->order);
     owfp_free(b->groups);
     owfp_free(b->cand_ids);
     owfp_free(b->choice);
@@ -788,7 +994,9 @@ void owfp_view_free(struct owfp_layer_view *view)
     owfp_free(view->entries);
     owfp_free(view->subs);
     owfp_free(view->structs);
-    table_free(&view->keys);
+    owfp_free(view->slots);
+    owfp_free(view->direct);
+    owfp_free(view->summary);
     owfp_free(view->postings);
     owfp_free(view);
 }
@@ -819,19 +1027,45 @@ static void add_cursor(struct owfp_view_iter *it, const uint32_t *list, uint32_t
     it->ncursors++;
 }
 
-static void add_struct_cursor(struct owfp_view_iter *it, uint32_t sub, const struct view_struct *st)
+/* The posting list structure `sid` holds for the incoming values, if any. */
+static void add_struct_cursor(struct owfp_view_iter *it, uint32_t sid)
 {
     const struct owfp_layer_view *v = it->view;
-    if (!it->in || !it->in->incomingValue || st->field >= it->in->valueCount)
+    const struct view_struct *st = &v->structs[sid];
+    if (st->field >= it->in->valueCount)
         return;
     const FWP_VALUE0 *val = &it->in->incomingValue[st->field].value;
-    struct ikey k = {.sub = sub, .type = st->type, .field = st->field, .plen = st->plen};
-    if (val->type != st->type || !value_bits(val, &k.hi, &k.lo))
+    uint64_t hi, lo;
+    if (val->type != st->type || !value_bits(val, &hi, &lo))
         return;
-    keep_prefix(&k, type_width(st->type));
-    uint32_t id = table_find(&v->keys, &k);
-    if (id != NONE)
-        add_cursor(it, v->postings + vkey_of(v, id)->off, vkey_of(v, id)->len);
+    const uint64_t *summary = v->summary + st->summary;
+    uint64_t h = 0;
+    if (st->sum_mask == NONE) {
+        uint32_t x = direct_index(hi, lo, st->width, st->plen);
+        if (!test_bit(summary, x))
+            return;
+        if (st->direct != NONE) {
+            const struct vlist *l = &v->direct[st->direct + x];
+            add_cursor(it, v->postings + l->off, l->len);
+            return;
+        }
+        keep_bits(&hi, &lo, st->width, st->plen);
+        h = slot_hash(sid, hi, lo);
+    } else {
+        keep_bits(&hi, &lo, st->width, st->plen);
+        h = slot_hash(sid, hi, lo);
+        if (!test_bit(summary, (h >> 32) & st->sum_mask))
+            return;
+    }
+    for (uint32_t i = (uint32_t)h & v->slot_mask;; i = (i + 1) & v->slot_mask) {
+        const struct vslot *s = &v->slots[i];
+        if (!s->list.len)
+            return;
+        if (s->lo == lo && s->hi == hi && s->st == sid) {
+            add_cursor(it, v->postings + s->list.off, s->list.len);
+            return;
+        }
+    }
 }
 
 void owfp_view_iter_init(struct owfp_view_iter *it, const struct owfp_layer_view *view,
@@ -847,8 +1081,10 @@ void owfp_view_iter_init(struct owfp_view_iter *it, const struct owfp_layer_view
         return;
     const struct view_sub *sub = &view->subs[sublayer_index];
     add_cursor(it, view->postings + sub->residual_off, sub->nresidual);
+    if (!in || !in->incomingValue)
+        return;
     for (uint32_t i = 0; i < sub->nstructs; i++)
-        add_struct_cursor(it, sublayer_index, &view->structs[sub->struct_first + i]);
+        add_struct_cursor(it, sub->struct_first + i);
 }
 
 /* Smallest head position over the cursors, advancing that cursor; drops

@@ -17,9 +17,12 @@
 #define ADDRESS_FAMILY_INET6_LINUX 10
 
 struct injection_handle {
-    uint32_t generation; /* 0 = free slot */
+    uint32_t generation; /* 0 = never used */
     uint32_t types;      /* FWPS_INJECTION_TYPE_* */
     bool closing;
+    /* Destroyed: the slot is free, but until it is reused its old handle
+     * still answers STATUS_FWP_INJECT_HANDLE_CLOSING. */
+    bool destroyed;
     uint64_t pending; /* NBLs injected and not yet completed */
 };
 
@@ -53,16 +56,19 @@ NTSTATUS FwpsInjectionHandleCreate0(ADDRESS_FAMILY addressFamily, UINT32 flags,
         return STATUS_INVALID_PARAMETER;
     pthread_mutex_lock(&handles_lock);
     NTSTATUS st = STATUS_INSUFFICIENT_RESOURCES;
-    for (uint32_t i = 0; i < MAX_HANDLES; i++) {
-        if (handles[i].generation)
-            continue;
-        uint32_t gen = next_generation++;
-        if (!(gen & 0xffff))
-            gen = next_generation++;
-        handles[i] = (struct injection_handle){gen & 0xffff, flags, false, 0};
-        *injectionHandle = (HANDLE)(((uintptr_t)handles[i].generation << 16) | (i + 1));
-        st = STATUS_SUCCESS;
-        break;
+    /* Never-used slots first, so a destroyed handle stays recognisable. */
+    for (int pass = 0; pass < 2 && st != STATUS_SUCCESS; pass++) {
+        for (uint32_t i = 0; i < MAX_HANDLES; i++) {
+            if (pass == 0 ? handles[i].generation != 0 : !handles[i].destroyed)
+                continue;
+            uint32_t gen = next_generation++;
+            if (!(gen & 0xffff))
+                gen = next_generation++;
+            handles[i] = (struct injection_handle){gen & 0xffff, flags, false, false, 0};
+            *injectionHandle = (HANDLE)(((uintptr_t)handles[i].generation << 16) | (i + 1));
+            st = STATUS_SUCCESS;
+            break;
+        }
     }
     pthread_mutex_unlock(&handles_lock);
     return st;
@@ -75,7 +81,7 @@ NTSTATUS FwpsInjectionHandleDestroy0(HANDLE injectionHandle)
         return STATUS_INVALID_DEVICE_STATE;
     pthread_mutex_lock(&handles_lock);
     struct injection_handle *h = lookup(injectionHandle);
-    if (!h) {
+    if (!h || h->destroyed) {
         pthread_mutex_unlock(&handles_lock);
         return STATUS_INVALID_PARAMETER;
     }
@@ -84,7 +90,7 @@ NTSTATUS FwpsInjectionHandleDestroy0(HANDLE injectionHandle)
      * closes their flow (spec S26, E3 step 5). */
     while (h->pending)
         pthread_cond_wait(&handles_idle, &handles_lock);
-    h->generation = 0;
+    h->destroyed = true;
     pthread_mutex_unlock(&handles_lock);
     return STATUS_SUCCESS;
 }
@@ -218,19 +224,26 @@ NTSTATUS FwpsStreamInjectAsync0(HANDLE injectionHandle, HANDLE injectionContext,
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
 
+    /* Every NBL of the chain completes once: count them as pending now, so
+     * FwpsInjectionHandleDestroy0 cannot miss an injection that is being
+     * queued (or is already completing on the owner thread). */
+    uint64_t nnbl = 0;
+    for (NET_BUFFER_LIST *nbl = netBufferList; nbl; nbl = NET_BUFFER_LIST_NEXT_NBL(nbl))
+        nnbl++;
     pthread_mutex_lock(&handles_lock);
     struct injection_handle *h = lookup(injectionHandle);
     if (!h || !(h->types & FWPS_INJECTION_TYPE_STREAM))
         st = STATUS_FWP_INJECT_HANDLE_STALE;
     else if (h->closing)
         st = STATUS_FWP_INJECT_HANDLE_CLOSING;
+    else
+        h->pending += nnbl;
     pthread_mutex_unlock(&handles_lock);
     if (!NT_SUCCESS(st))
         return st;
 
     /* Build the items first; nothing is owned by the engine until success. */
     struct owfp_queue q = {0};
-    size_t ninj = 0;
     SIZE_T budget = dataLength;
     for (NET_BUFFER_LIST *nbl = netBufferList; nbl; nbl = NET_BUFFER_LIST_NEXT_NBL(nbl)) {
         struct injection *inj = owfp_calloc(1, sizeof(*inj));
@@ -247,7 +260,6 @@ NTSTATUS FwpsStreamInjectAsync0(HANDLE injectionHandle, HANDLE injectionContext,
         }
         *inj = (struct injection){{inj->ref.refs, injection_done}, nbl, completionFn,
                                   completionContext, h};
-        ninj++;
         if (!inj->ref.refs) {
             /* An NBL with no bytes to inject still completes, at once. */
             inj->ref.refs = 1;
@@ -304,13 +316,14 @@ NTSTATUS FwpsStreamInjectAsync0(HANDLE injectionHandle, HANDLE injectionContext,
             wake(f);
     }
     owfp_rcu_read_unlock();
-    if (NT_SUCCESS(st)) {
-        pthread_mutex_lock(&handles_lock);
-        h->pending += ninj;
-        pthread_mutex_unlock(&handles_lock);
+    if (NT_SUCCESS(st))
         return STATUS_SUCCESS;
-    }
 undo:
+    pthread_mutex_lock(&handles_lock);
+    h->pending -= nnbl;
+    if (!h->pending)
+        pthread_cond_broadcast(&handles_idle);
+    pthread_mutex_unlock(&handles_lock);
     /* On failure the caller keeps its NBLs and no completion runs (S26). */
     for (struct owfp_item *it = q.head; it; it = it->next)
         if (it->ref)
@@ -350,7 +363,9 @@ NTSTATUS FwpsStreamContinue0(UINT64 flowId, UINT32 calloutId, UINT16 layerId, UI
     } else {
         owfp_flow_lock(f);
         int k = f->stream && !f->closing ? stage_of(f->stream, calloutId) : -1;
-        if (k < 0 || !f->stream->stages[k].d[dir].deferred) {
+        if (f->closing) {
+            st = STATUS_NOT_FOUND; /* being closed: as good as gone (as for injection) */
+        } else if (k < 0 || !f->stream->stages[k].d[dir].deferred) {
             st = STATUS_INVALID_PARAMETER; /* nothing deferred to continue */
         } else {
             *op = (struct owfp_inbox_op){NULL, OWFP_INBOX_CONTINUE, (uint8_t)dir, calloutId, NULL};

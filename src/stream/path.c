@@ -67,13 +67,17 @@ static bool is_callout_action(uint32_t type)
     return type & FWP_ACTION_FLAG_CALLOUT;
 }
 
-/* The matching filters of the current view, in evaluation order. */
-static NTSTATUS matching_filters(struct owfp_stream *s, struct owfp_filter ***out, uint32_t *n)
+/* The matching filters of the current view, in evaluation order, with their
+ * sublayer ranks as the view recorded them (the store's sublayer->rank is
+ * rewritten by the management thread at every publish). */
+static NTSTATUS matching_filters(struct owfp_stream *s, struct owfp_filter ***out,
+                                 uint32_t **ranks, uint32_t *n)
 {
     struct owfp_flow *f = s->flow;
     uint16_t layer = f->ip_version == 4 ? FWPS_LAYER_STREAM_V4 : FWPS_LAYER_STREAM_V6;
     const struct owfp_layer_view *view = owfp_view_current(f->engine, layer);
     *out = NULL;
+    *ranks = NULL;
     *n = 0;
     if (!view)
         return STATUS_SUCCESS;
@@ -83,6 +87,7 @@ static NTSTATUS matching_filters(struct owfp_stream *s, struct owfp_filter ***ou
     FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, values};
     uint32_t cap = 0;
     for (uint32_t sl = 0; sl < owfp_view_sublayer_count(view); sl++) {
+        uint32_t rank = owfp_view_sublayer_rank(view, sl);
         struct owfp_view_iter it;
         owfp_view_iter_init(&it, view, sl, &in);
         struct owfp_filter *flt;
@@ -90,27 +95,35 @@ static NTSTATUS matching_filters(struct owfp_stream *s, struct owfp_filter ***ou
             if (*n == cap) {
                 cap = cap ? cap * 2 : 8;
                 struct owfp_filter **grown = owfp_realloc(*out, cap * sizeof(**out));
-                if (!grown) {
+                uint32_t *grown_ranks =
+                    grown ? owfp_realloc(*ranks, cap * sizeof(**ranks)) : NULL;
+                if (grown)
+                    *out = grown;
+                if (!grown_ranks) {
                     owfp_free(*out);
+                    owfp_free(*ranks);
                     *out = NULL;
+                    *ranks = NULL;
                     return STATUS_INSUFFICIENT_RESOURCES;
                 }
-                *out = grown;
+                *ranks = grown_ranks;
             }
+            (*ranks)[*n] = rank;
             (*out)[(*n)++] = flt;
         }
     }
     return STATUS_SUCCESS;
 }
 
-static void init_stage(struct owfp_stage *st, struct owfp_filter *flt, bool mid_stream)
+static void init_stage(struct owfp_stage *st, struct owfp_filter *flt, uint32_t rank,
+                       bool mid_stream)
 {
     memset(st, 0, sizeof(*st));
     st->filter = flt;
     st->filter_id = flt->rt.filterId;
     st->action = flt->rt.action.type;
     st->callout_id = is_callout_action(st->action) ? flt->rt.action.calloutId : 0;
-    st->rank = flt->sublayer->rank;
+    st->rank = rank;
     st->mid_stream = mid_stream;
 }
 
@@ -151,8 +164,9 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
     if (s->path_built && gen == s->generation)
         return STATUS_SUCCESS;
     struct owfp_filter **match;
+    uint32_t *rank;
     uint32_t nmatch;
-    NTSTATUS st = matching_filters(s, &match, &nmatch);
+    NTSTATUS st = matching_filters(s, &match, &rank, &nmatch);
     if (!NT_SUCCESS(st))
         return st;
     struct owfp_stage *stages = owfp_calloc(nmatch ? nmatch : 1, sizeof(*stages));
@@ -161,6 +175,7 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
         owfp_free(stages);
         owfp_free(new_index);
         owfp_free(match);
+        owfp_free(rank);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     for (uint32_t i = 0; i < s->nstages; i++)
@@ -172,10 +187,10 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
             new_index[old - s->stages] = (int32_t)n;
             stages[n] = *old;
             stages[n].filter = match[i];
-            stages[n].rank = match[i]->sublayer->rank;
+            stages[n].rank = rank[i];
             n++;
         } else if (may_join(s, match[i])) {
-            init_stage(&stages[n++], match[i], s->path_built);
+            init_stage(&stages[n++], match[i], rank[i], s->path_built);
         }
     }
     /* A stage whose filter went away hands on what it holds as if it had
@@ -193,9 +208,15 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
     }
     owfp_free(new_index);
     owfp_free(match);
-    owfp_free(s->stages);
+    owfp_free(rank);
+    /* Other threads look the stages up under the lock (FwpsStreamInjectAsync0,
+     * FwpsStreamContinue0). */
+    owfp_flow_lock(s->flow);
+    struct owfp_stage *old_stages = s->stages;
     s->stages = stages;
     s->nstages = n;
+    owfp_flow_unlock(s->flow);
+    owfp_free(old_stages);
     s->generation = gen;
     s->path_built = true;
     return STATUS_SUCCESS;

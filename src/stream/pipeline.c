@@ -78,6 +78,13 @@ struct batch {
     bool fin_follows; /* NO_MORE_DATA */
 };
 
+/* Data the stage is shown: not what its sublayer already permitted or
+ * injected (spec A2, S25), nor empty injected NBLs. */
+static bool shown(const struct owfp_stage *st, const struct owfp_item *it)
+{
+    return it->kind == OWFP_ITEM_DATA && it->len && it->skip_rank != st->rank;
+}
+
 static void take_batch(const struct owfp_stage *st, int d, struct batch *b)
 {
     const struct owfp_stage_dir *sd = &st->d[d];
@@ -89,12 +96,14 @@ static void take_batch(const struct owfp_stage *st, int d, struct batch *b)
         return;
     }
     uint64_t limit = sd->batch_left ? sd->batch_left : UINT64_MAX;
-    /* A stage waiting for more data takes everything queued behind what it
-     * holds, even what its sublayer would pass on, so order is kept. */
-    while (it && it->kind == OWFP_ITEM_DATA && it->len && b->len < limit &&
-           (sd->waiting || it->skip_rank != st->rank)) {
-        b->len += it->len;
-        b->nitems++;
+    /* Everything queued up to the FIN, minus what the stage is not shown:
+     * that keeps its place in the queue and moves on when the bytes before
+     * it are routed, so nothing overtakes held data. */
+    while (it && it->kind == OWFP_ITEM_DATA && b->len < limit) {
+        if (shown(st, it)) {
+            b->len += it->len;
+            b->nitems++;
+        }
         it = it->next;
     }
     b->fin_follows = it && it->kind == OWFP_ITEM_FIN;
@@ -147,13 +156,15 @@ static bool describe(struct owfp_stream *s, const struct owfp_stage *st, int d,
         owfp_nb_init(&s->desc[0].nb, &s->desc[0].mdl, 0, 0);
         owfp_nbl_init(&s->desc[0].nbl, &s->desc[0].nb);
     }
-    for (uint32_t i = 0; i < b->nitems; i++, it = it->next) {
-        struct owfp_desc *x = &s->desc[i];
+    for (uint32_t i = 0; i < b->nitems; it = it->next) {
+        if (!b->fin && !shown(st, it))
+            continue;
+        struct owfp_desc *x = &s->desc[i++];
         owfp_mdl_init_borrowed(&x->mdl, it->data, (ULONG)it->len);
         owfp_nb_init(&x->nb, &x->mdl, 0, it->len);
         owfp_nbl_init(&x->nbl, &x->nb);
-        if (i)
-            s->desc[i - 1].nbl.Next = &x->nbl;
+        if (x != s->desc)
+            x[-1].nbl.Next = &x->nbl;
         flags |= modifier_flags(d, it->modifiers);
     }
     if (b->fin)
@@ -282,6 +293,10 @@ static bool route_bytes(struct owfp_stream *s, uint32_t k, int d, uint64_t n, en
     struct owfp_queue *q = &s->stages[k].d[d].q;
     while (n > 0) {
         struct owfp_item *it = q->head;
+        if (!shown(&s->stages[k], it)) { /* skipped by the indication: keeps its place */
+            owfp_queue_push(next_queue(s, k, d), owfp_queue_pop(q));
+            continue;
+        }
         if (it->len > n) {
             if (!owfp_item_split(it, (size_t)n))
                 return false;
@@ -372,8 +387,13 @@ static bool step(struct owfp_stream *s, uint32_t k, int d)
             route_item(s, k, d, owfp_queue_pop(&sd->q), R_PERMIT);
         else if (!route_bytes(s, k, d, b.len, R_PERMIT))
             owfp_stream_drop(s);
+        owfp_flow_lock(s->flow); /* injecting threads read it (stage_of) */
         st->gone = true;
+        owfp_flow_unlock(s->flow);
         st->d[0].waiting = st->d[1].waiting = false;
+        /* What it deferred in the other direction passes on too: nothing
+         * can continue a callout that left the flow. */
+        set_deferred(s, &st->d[d ^ 1], false);
         return true;
     default:
         owfp_stream_drop(s);
@@ -398,8 +418,10 @@ void owfp_stream_drop(struct owfp_stream *s)
     s->dropped = true;
     s->flow_state |= OWFP_FLOW_DROPPED;
     for (uint32_t k = 0; k < s->nstages; k++)
-        for (int d = 0; d < 2; d++)
+        for (int d = 0; d < 2; d++) {
             owfp_queue_clear(&s->stages[k].d[d].q, STATUS_CANCELLED);
+            set_deferred(s, &s->stages[k].d[d], false); /* nothing left to defer */
+        }
     for (int d = 0; d < 2; d++)
         owfp_queue_clear(&s->out[d].q, STATUS_CANCELLED);
 }

@@ -42,6 +42,20 @@ void owfp_stream_destroy(struct owfp_stream *s)
     owfp_free(s);
 }
 
+/* What a direction may have inside the engine before new data is refused:
+ * a stage holds at most 8 MiB for NEED_MORE_DATA, and a deferred direction
+ * should not be read at all, so this is only reached by a data plane that
+ * ignores OWFP_DIR_DEFERRED. */
+#define OWFP_STREAM_BACKLOG (16u * 1024 * 1024)
+
+static uint64_t held_bytes(const struct owfp_stream *s, int d)
+{
+    uint64_t n = 0;
+    for (uint32_t k = 0; k < s->nstages; k++)
+        n += s->stages[k].d[d].q.bytes;
+    return n;
+}
+
 /* Whether the flow may leave the inspection path (spec O1, O4): no stage
  * left that still wants data, none holding any, and every callout that let
  * go allows offload. */
@@ -90,14 +104,18 @@ static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
     owfp_queue_clear(&s->delivered, STATUS_SUCCESS);
     for (int d = 0; d < 2; d++)
         s->out[d].nspans = 0;
+    /* Out-of-band work joins the path it was queued for, so a stage that a
+     * rebuild removes hands it on with the rest of its data (Q21). */
+    if (s->path_built)
+        owfp_stream_drain_inbox(s);
     NTSTATUS st = owfp_stream_path_sync(s);
     if (!NT_SUCCESS(st)) {
         owfp_rcu_read_unlock();
         return st;
     }
+    owfp_stream_drain_inbox(s);
     if (atomic_load(&f->aborted) && !s->dropped)
         owfp_stream_drop(s); /* spec F10 */
-    owfp_stream_drain_inbox(s);
     *out = s;
     return STATUS_SUCCESS;
 }
@@ -125,9 +143,9 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
         ro->spans = o->spans;
         ro->nspans = o->nspans;
         ro->bytes = o->q.bytes;
+        ro->held_bytes = held_bytes(s, d);
         for (uint32_t k = 0; k < s->nstages; k++) {
             const struct owfp_stage_dir *sd = &s->stages[k].d[d];
-            ro->held_bytes += sd->q.bytes;
             if (sd->deferred)
                 ro->state |= OWFP_DIR_DEFERRED;
             if (sd->q.head)
@@ -161,6 +179,8 @@ owfp_status owfp_stream_indicate(owfp_flow *flow, enum owfp_stream_direction dir
         return st;
     if (s->out[dir].closed) {
         st = STATUS_INVALID_DEVICE_STATE; /* data after FIN or RST */
+    } else if (held_bytes(s, dir) >= OWFP_STREAM_BACKLOG) {
+        st = STATUS_DEVICE_BUSY; /* the data plane ignored DEFERRED or HELD */
     } else if (!s->dropped) {
         struct owfp_item *it = owfp_item_new();
         if (!it) {
