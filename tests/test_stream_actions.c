@@ -974,6 +974,51 @@ static void test_S19_T14_defer_then_continue_from_a_worker(void **state)
     done();
 }
 
+/* A stmedit-style worker may continue while the deferring classify is still
+ * running: the continue is accepted and takes effect at the next call. */
+static void hook_continue_while_deferring(struct co *c, int call,
+                                          const FWPS_INCOMING_VALUES0 *in,
+                                          const FWPS_INCOMING_METADATA_VALUES0 *meta,
+                                          FWPS_STREAM_CALLOUT_IO_PACKET0 *io,
+                                          FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)in;
+    (void)meta;
+    (void)io;
+    (void)out;
+    if (call != 0)
+        return;
+    struct continue_job j = {g.flow_id, c->id, FWPS_STREAM_FLAG_RECEIVE, -1};
+    pthread_t t;
+    if (pthread_create(&t, NULL, continue_worker, &j) == 0 && pthread_join(t, NULL) == 0)
+        g.hook_status[g.nhook_status++] = j.status;
+}
+
+static void test_S19_continue_during_the_deferring_classify(void **state)
+{
+    (void)state;
+    reset();
+    reg(0, 0);
+    sf(0, NULL, FWP_ACTION_CALLOUT_TERMINATING, 1);
+    g.co[0].script[0] = defer_ans(FWP_ACTION_NONE);
+    g.co[0].nscript = 1;
+    g.co[0].hook = hook_continue_while_deferring;
+    owfp_flow *f = open4();
+    assert_int_equal(owfp_flow_set_wakeup(f, wakeup, NULL), STATUS_SUCCESS);
+    ind(f, RECV, "abc");
+    assert_int_equal(g.nhook_status, 1);
+    assert_int_equal(g.hook_status[0], STATUS_SUCCESS);
+    assert_int_equal(atomic_load(&g.wakeups), 1);
+    assert_true(g.res.dir[RECV].state & OWFP_DIR_DEFERRED);
+    poll_flow(f);
+    assert_int_equal(g.co[0].n, 2);
+    assert_rec(&g.co[0].rec[1], "abc");
+    assert_out(RECV, "abc");
+    assert_int_equal(g.res.dir[RECV].state, 0);
+    owfp_flow_close(f);
+    done();
+}
+
 static void test_S19_Q19_defer_on_send_is_honoured(void **state)
 {
     (void)state;
@@ -1507,6 +1552,7 @@ static void test_S15_Q14_count_beyond_the_length_is_clamped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_S19_continue_during_the_deferring_classify, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S17_need_more_data_ignores_count_and_action_type, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S17_threshold_is_a_total_and_needs_new_bytes, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S17_held_bytes_outlive_the_callers_buffer, h_setup, h_teardown),

@@ -365,7 +365,10 @@ NTSTATUS FwpsStreamContinue0(UINT64 flowId, UINT32 calloutId, UINT16 layerId, UI
         int k = f->stream && !f->closing ? stage_of(f->stream, calloutId) : -1;
         if (f->closing) {
             st = STATUS_NOT_FOUND; /* being closed: as good as gone (as for injection) */
-        } else if (k < 0 || !f->stream->stages[k].d[dir].deferred) {
+        } else if (k < 0 ||
+                   (!f->stream->stages[k].d[dir].deferred &&
+                    atomic_load_explicit(&f->stream->busy_stage, memory_order_acquire) !=
+                        (uint32_t)k + 1)) {
             st = STATUS_INVALID_PARAMETER; /* nothing deferred to continue */
         } else {
             *op = (struct owfp_inbox_op){NULL, OWFP_INBOX_CONTINUE, (uint8_t)dir, calloutId, NULL};

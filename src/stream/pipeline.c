@@ -318,7 +318,7 @@ static void set_deferred(struct owfp_stream *s, struct owfp_stage_dir *sd, bool 
 }
 
 /* One step of stage k in direction d; false when it cannot move. */
-static bool step(struct owfp_stream *s, uint32_t k, int d)
+static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
 {
     struct owfp_stage *st = &s->stages[k];
     struct owfp_stage_dir *sd = &st->d[d];
@@ -399,6 +399,17 @@ static bool step(struct owfp_stream *s, uint32_t k, int d)
         owfp_stream_drop(s);
         return false;
     }
+}
+
+/* While a stage classifies and applies the answer, FwpsStreamContinue0 for
+ * it is accepted even before DEFER is recorded: a callout may hand the
+ * continue to its worker from inside the deferring classify. */
+static bool step(struct owfp_stream *s, uint32_t k, int d)
+{
+    atomic_store_explicit(&s->busy_stage, k + 1, memory_order_release);
+    bool moved = step_stage(s, k, d);
+    atomic_store_explicit(&s->busy_stage, 0, memory_order_release);
+    return moved;
 }
 
 void owfp_stream_run(struct owfp_stream *s)

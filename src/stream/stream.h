@@ -10,6 +10,7 @@
 #ifndef OPENWFP_STREAM_STREAM_H
 #define OPENWFP_STREAM_STREAM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -107,6 +108,7 @@ struct owfp_stream {
     bool dropped;
 
     struct owfp_inbox_op *inbox, *inbox_tail; /* under the flow lock */
+    _Atomic uint32_t busy_stage;               /* stage index + 1 being stepped, or 0 */
     owfp_wakeup_fn wake;
     void *wake_arg;
 
