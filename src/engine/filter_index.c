@@ -36,7 +36,11 @@
  * structures that hold such a key. A structure whose 2^plen possible values
  * are few (at most DIRECT_MIN_SLOTS, or DIRECT_SLOTS_PER_KEY per key it
  * holds) is an array indexed by the value's prefix; the others share one
- * open-addressing hash table keyed by (structure, prefix).
+ * open-addressing hash table keyed by (structure, prefix). Most lookups
+ * find nothing, and a miss in a large table is a cache miss, so every
+ * structure also has a small summary bitmap that is tested first: one bit
+ * per possible prefix when there are few (EXACT_*), else HASHED_BITS_PER_KEY
+ * bits per key indexed by the key's hash (about 6% false positives).
  *
  * Lookup. For each structure of the sublayer the incoming value of its field
  * is cut to the structure's prefix length and looked up: at most one
@@ -71,6 +75,8 @@
 #define EXACT_BITS_MIN 512u       /* summaries of at most this many bits... */
 #define EXACT_BITS_PER_KEY 32u    /* ...or this many per key are exact */
 #define HASHED_BITS_PER_KEY 16u   /* else a hashed summary has this many per key */
+_Static_assert(DIRECT_MIN_SLOTS <= EXACT_BITS_MIN && DIRECT_SLOTS_PER_KEY <= EXACT_BITS_PER_KEY,
+               "a direct structure has an exact summary");
 
 /* A key while building; a structure's key has hi == lo == 0. */
 struct ikey {
@@ -115,13 +121,15 @@ struct vslot {
 };
 
 /* A set of keys with open-addressing lookup; grows by doubling. The keys
- * live in an array of `stride`-byte records that start with the ikey. Used
- * while building. */
+ * live in an array of `stride`-byte records that start with the ikey; a
+ * slot holds a record's id and the key's hash (hash << 32 | id), so that
+ * probing and rehashing seldom touch the records. Used while building. */
+#define EMPTY_SLOT UINT64_MAX
 struct keyset_table {
     void *recs;
     size_t stride;
     uint32_t n, cap;
-    uint32_t *slot;
+    uint64_t *slot;
     uint32_t mask;
 };
 
@@ -256,11 +264,9 @@ static uint64_t mix(uint64_t x)
 
 static uint32_t key_hash(const struct ikey *k)
 {
-    uint64_t h = mix(k->lo + UINT64_C(0x9e3779b97f4a7c15));
-    h = mix(h ^ k->hi);
-    h = mix(h ^ (((uint64_t)k->sub << 32) | k->type));
-    h = mix(h ^ (((uint64_t)k->field << 8) | k->plen));
-    return (uint32_t)h;
+    return (uint32_t)mix(k->lo ^ (k->hi * UINT64_C(0x9e3779b97f4a7c15)) ^
+                         ((((uint64_t)k->sub << 32) | k->type) * UINT64_C(0xc2b2ae3d27d4eb4f)) ^
+                         ((((uint64_t)k->field << 8) | k->plen) * UINT64_C(0x165667b19e3779f9)));
 }
 
 static bool key_eq(const struct ikey *a, const struct ikey *b)
@@ -290,29 +296,52 @@ static const struct ikey *rec_key(const struct keyset_table *t, uint32_t id)
     return (const struct ikey *)((const char *)t->recs + (size_t)id * t->stride);
 }
 
-/* The slot holding `k`, or the empty slot where it belongs. */
-static uint32_t *table_slot(const struct keyset_table *t, const struct ikey *k)
+/* The slot holding `k` (hash h), or the empty slot where it belongs. */
+static uint64_t *table_slot(const struct keyset_table *t, const struct ikey *k, uint32_t h)
 {
-    uint32_t i = key_hash(k) & t->mask;
-    while (t->slot[i] != NONE && !key_eq(rec_key(t, t->slot[i]), k))
-        i = (i + 1) & t->mask;
-    return &t->slot[i];
+    uint32_t i = h & t->mask;
+    for (;; i = (i + 1) & t->mask) {
+        uint64_t s = t->slot[i];
+        if (s == EMPTY_SLOT || ((uint32_t)(s >> 32) == h && key_eq(rec_key(t, (uint32_t)s), k)))
+            return &t->slot[i];
+    }
 }
 
 static bool table_rehash(struct keyset_table *t, uint64_t nslots)
 {
     if (nslots > (uint64_t)UINT32_MAX + 1)
         return false;
-    uint32_t *slot = owfp_malloc(sizeof(uint32_t) * nslots);
+    uint64_t *slot = owfp_malloc(sizeof(uint64_t) * nslots);
     if (!slot)
         return false;
-    memset(slot, 0xFF, sizeof(uint32_t) * nslots);
+    memset(slot, 0xFF, sizeof(uint64_t) * nslots);
+    uint32_t mask = (uint32_t)(nslots - 1);
+    for (uint64_t j = 0; t->slot && j <= t->mask; j++) {
+        uint64_t s = t->slot[j];
+        if (s == EMPTY_SLOT)
+            continue;
+        uint32_t i = (uint32_t)(s >> 32) & mask;
+        while (slot[i] != EMPTY_SLOT)
+            i = (i + 1) & mask;
+        slot[i] = s;
+    }
     owfp_free(t->slot);
     t->slot = slot;
-    t->mask = (uint32_t)(nslots - 1);
-    for (uint32_t id = 0; id < t->n; id++)
-        *table_slot(t, rec_key(t, id)) = id;
+    t->mask = mask;
     return true;
+}
+
+/* An empty table sized for about `n` keys (the records' memory is only
+ * reserved, not touched). */
+static bool table_init(struct keyset_table *t, size_t stride, uint64_t n)
+{
+    uint64_t nslots = 128;
+    while (nslots < 2 * n && nslots <= UINT32_MAX / 2)
+        nslots *= 2;
+    t->stride = stride;
+    t->cap = (uint32_t)(nslots / 2);
+    t->recs = owfp_malloc(stride * t->cap);
+    return t->recs && table_rehash(t, nslots);
 }
 
 /* Room for one more record: array and slots, load factor at most 1/2. */
@@ -333,23 +362,24 @@ static bool table_reserve(struct keyset_table *t)
     return true;
 }
 
-/* Id of `k`, added (record zeroed after the key) when new; NONE on no
- * memory. */
-static uint32_t table_insert(struct keyset_table *t, const struct ikey *k, bool *created)
+/* Id of `k` (hash h), added (record zeroed after the key) when new; NONE on
+ * no memory. */
+static uint32_t table_insert(struct keyset_table *t, const struct ikey *k, uint32_t h,
+                             bool *created)
 {
     *created = false;
-    uint32_t *s = t->slot ? table_slot(t, k) : NULL;
-    if (s && *s != NONE)
-        return *s;
+    uint64_t *s = t->slot ? table_slot(t, k, h) : NULL;
+    if (s && *s != EMPTY_SLOT)
+        return (uint32_t)*s;
     if (!table_reserve(t))
         return NONE;
-    s = table_slot(t, k); /* the table may have been rebuilt */
+    s = table_slot(t, k, h); /* the table may have been rebuilt */
     char *rec = (char *)t->recs + (size_t)t->n * t->stride;
     memset(rec, 0, t->stride);
     memcpy(rec, k, sizeof(*k));
     *created = true;
-    *s = t->n++;
-    return *s;
+    *s = ((uint64_t)h << 32) | t->n;
+    return t->n++;
 }
 
 static void table_free(struct keyset_table *t)
@@ -570,9 +600,9 @@ struct builder {
     struct keyset_table structs; /* records: struct struct_rec */
     struct struct_rec **order;   /* structures by sublayer, most candidates first */
     struct cand_group *groups;   /* in entry order */
-    uint32_t ngroups;
+    uint32_t ngroups, groups_cap;
     uint32_t *cand_ids; /* key ids of every candidate group, back to back */
-    uint32_t ncand;
+    uint32_t ncand, cand_cap;
     uint32_t *choice; /* per entry: its group in `groups`, NONE = residual list */
 };
 
@@ -665,26 +695,16 @@ static bool for_each_group(struct builder *b, group_fn fn)
     return true;
 }
 
-static bool count_groups(struct builder *b, uint32_t entry)
-{
-    (void)entry;
-    if (b->ncand > NONE - 1 - b->ks.n || b->ngroups == NONE - 1)
-        return false;
-    b->ncand += b->ks.n;
-    b->ngroups++;
-    return true;
-}
-
 /* The key's id, registering key and structure on first sight. */
-static uint32_t register_key(struct builder *b, const struct ikey *k)
+static uint32_t register_key(struct builder *b, const struct ikey *k, uint32_t h)
 {
     bool created;
-    uint32_t id = table_insert(&b->keys, k, &created);
+    uint32_t id = table_insert(&b->keys, k, h, &created);
     if (id == NONE || !created)
         return id;
     struct ikey sk = *k;
     sk.hi = sk.lo = 0;
-    uint32_t st = table_insert(&b->structs, &sk, &created);
+    uint32_t st = table_insert(&b->structs, &sk, key_hash(&sk), &created);
     if (st == NONE)
         return NONE;
     bkey_of(b, id)->strct = st;
@@ -692,11 +712,41 @@ static uint32_t register_key(struct builder *b, const struct ikey *k)
     return id;
 }
 
+/* Room for `more` elements in a growing array of `cap` elements. */
+static bool grow(void **arr, uint32_t *cap, uint32_t n, uint32_t more, size_t elem)
+{
+    if ((uint64_t)n + more <= *cap)
+        return true;
+    if (more > NONE - 1 - n)
+        return false;
+    uint64_t want = *cap ? *cap : 64;
+    while (want < (uint64_t)n + more)
+        want *= 2;
+    if (want > NONE - 1)
+        want = NONE - 1;
+    void *p = owfp_realloc(*arr, want * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = (uint32_t)want;
+    return true;
+}
+
 static bool add_candidates(struct builder *b, uint32_t entry)
 {
+    if (!grow((void **)&b->groups, &b->groups_cap, b->ngroups, 1, sizeof(*b->groups)) ||
+        !grow((void **)&b->cand_ids, &b->cand_cap, b->ncand, b->ks.n, sizeof(*b->cand_ids)))
+        return false;
+    /* The keys' slots are fetched together: mostly cache misses. */
+    uint32_t h[MAX_GROUP_KEYS];
+    for (uint32_t i = 0; i < b->ks.n; i++) {
+        h[i] = key_hash(&b->ks.k[i]);
+        if (b->keys.slot)
+            __builtin_prefetch(&b->keys.slot[h[i] & b->keys.mask]);
+    }
     b->groups[b->ngroups++] = (struct cand_group){entry, b->ncand, b->ks.n};
     for (uint32_t i = 0; i < b->ks.n; i++) {
-        uint32_t id = register_key(b, &b->ks.k[i]);
+        uint32_t id = register_key(b, &b->ks.k[i], h[i]);
         if (id == NONE)
             return false;
         struct bkey *bk = bkey_of(b, id);
@@ -707,15 +757,15 @@ static bool add_candidates(struct builder *b, uint32_t entry)
     return true;
 }
 
-static bool alloc_candidates(struct builder *b, uint32_t ncand, uint32_t ngroups)
+/* Expect about KEYS_PER_ENTRY distinct candidate keys per entry. */
+#define KEYS_PER_ENTRY 4u
+
+static bool alloc_builder(struct builder *b)
 {
     size_t n = b->v->n;
-    b->keys.stride = sizeof(struct bkey);
-    b->structs.stride = sizeof(struct struct_rec);
-    b->cand_ids = owfp_malloc(sizeof(uint32_t) * (ncand ? ncand : 1));
-    b->groups = owfp_malloc(sizeof(*b->groups) * (ngroups ? ngroups : 1));
     b->choice = owfp_malloc(sizeof(uint32_t) * (n ? n : 1));
-    if (!b->cand_ids || !b->groups || !b->choice)
+    if (!b->choice || !table_init(&b->keys, sizeof(struct bkey), (uint64_t)n * KEYS_PER_ENTRY) ||
+        !table_init(&b->structs, sizeof(struct struct_rec), 64))
         return false;
     memset(b->choice, 0xFF, sizeof(uint32_t) * (n ? n : 1));
     return true;
@@ -826,7 +876,8 @@ static void file_postings(struct builder *b, bool fill)
 }
 
 /* The view's structures: the kept ones some filter is filed under, each
- * made direct or hashed; allocates the direct arrays and the hash table. */
+ * made direct or hashed, with an exact or hashed summary; allocates the
+ * summaries, the direct arrays and the hash table. */
 static bool finish_structs(struct builder *b)
 {
     struct owfp_layer_view *v = b->v;
@@ -845,18 +896,20 @@ static bool finish_structs(struct builder *b)
         struct view_struct *st = &v->structs[nv];
         *st = (struct view_struct){r->k.type, r->k.field, r->k.plen,
                                    (uint8_t)type_width(r->k.type), NONE, 0, NONE};
-        uint64_t size = UINT64_C(1) << (r->k.plen <= DIRECT_PLEN_MAX ? r->k.plen : 63);
-        bool small = r->k.plen <= DIRECT_PLEN_MAX;
-        if (small && ndirect + size < NONE &&
-            (size <= DIRECT_MIN_SLOTS || size <= (uint64_t)DIRECT_SLOTS_PER_KEY * r->nfiled)) {
+        /* Possible prefixes, when few enough to be counted. */
+        uint64_t size = r->k.plen <= DIRECT_PLEN_MAX ? UINT64_C(1) << r->k.plen : 0;
+        uint64_t keys = r->nfiled;
+        if (size && ndirect + size < NONE &&
+            (size <= DIRECT_MIN_SLOTS || size <= DIRECT_SLOTS_PER_KEY * keys)) {
             st->direct = (uint32_t)ndirect;
             ndirect += size;
         } else {
-            nhashed += r->nfiled;
+            nhashed += keys;
         }
-        uint64_t bits = size; /* exact: always so for direct structures */
-        if (!small || (size > EXACT_BITS_MIN && size > (uint64_t)EXACT_BITS_PER_KEY * r->nfiled)) {
-            for (bits = 64; bits < (uint64_t)HASHED_BITS_PER_KEY * r->nfiled && bits < UINT32_MAX / 2;)
+        /* Exact when direct, since DIRECT_* <= EXACT_*. */
+        uint64_t bits = size;
+        if (!size || (size > EXACT_BITS_MIN && size > EXACT_BITS_PER_KEY * keys)) {
+            for (bits = 64; bits < HASHED_BITS_PER_KEY * keys && bits < UINT32_MAX / 2;)
                 bits *= 2;
             st->sum_mask = (uint32_t)(bits - 1);
         }
@@ -936,12 +989,7 @@ static void fill_lookup(struct builder *b)
 
 static bool build_index(struct builder *b)
 {
-    if (!for_each_group(b, count_groups))
-        return false;
-    uint32_t ncand = b->ncand, ngroups = b->ngroups;
-    b->ncand = b->ngroups = 0;
-    if (!alloc_candidates(b, ncand, ngroups) || !for_each_group(b, add_candidates) ||
-        !keep_structs(b))
+    if (!alloc_builder(b) || !for_each_group(b, add_candidates) || !keep_structs(b))
         return false;
     choose_groups(b);
     file_postings(b, false);
