@@ -810,6 +810,35 @@ static void test_S7_missed_bytes_count_bytes_blocked_above_per_direction(void **
     done();
 }
 
+/* Q12: bytes a higher filter of the same sublayer permitted past a stage
+ * are missed by it; injected bytes are not. */
+static void test_S7_missed_bytes_count_bytes_permitted_past_in_the_sublayer(void **state)
+{
+    (void)state;
+    reset();
+    sublayers();
+    reg(0, 0);
+    reg(1, 0);
+    sf(0, &g_hi, FWP_ACTION_CALLOUT_UNKNOWN, 2);
+    sf(1, &g_hi, FWP_ACTION_CALLOUT_INSPECTION, 1);
+    struct ans s0[] = {ANSN(FWP_ACTION_PERMIT, 3), /* "abc" decided: skips stage 1 */
+                       ANS(FWP_ACTION_CONTINUE)};  /* "de" goes on to stage 1 */
+    memcpy(g.co[0].script, s0, sizeof(s0));
+    g.co[0].nscript = 2;
+    g.co[0].dflt = ANS(FWP_ACTION_CONTINUE);
+    g.co[1].dflt = ANS(FWP_ACTION_CONTINUE);
+    owfp_flow *f = open4();
+    ind(f, RECV, "abcde");
+    ind(f, RECV, "fgh");
+    assert_int_equal(g.co[1].n, 2);
+    assert_rec(&g.co[1].rec[0], "de");
+    assert_int_equal(g.co[1].rec[0].missed, 3);
+    assert_rec(&g.co[1].rec[1], "fgh");
+    assert_int_equal(g.co[1].rec[1].missed, 0);
+    owfp_flow_close(f);
+    done();
+}
+
 static void test_S8_fin_is_a_separate_zero_length_disconnect_indication(void **state)
 {
     (void)state;
@@ -1868,6 +1897,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_S5_stream_data_is_one_nbl_per_contiguous_piece, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S6_out_fields_are_reset_on_every_call, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_blocked_above_per_direction, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_permitted_past_in_the_sublayer, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_fin_is_a_separate_zero_length_disconnect_indication, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_no_more_data_on_the_data_right_before_fin, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_blocked_fin_is_pended_until_injected, h_setup, h_teardown),

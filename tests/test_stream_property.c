@@ -190,7 +190,7 @@ struct sdir {
     uint32_t expect_len;      /* positions it is shown in total */
     uint32_t expect_consumed; /* positions it decides on */
     bool expect_fin;          /* the FIN reaches it */
-    uint64_t expect_missed;   /* bytes blocked upstream */
+    uint64_t expect_missed;   /* bytes blocked upstream or permitted past it (S7) */
     /* The callout's own state. */
     uint32_t pos;
     uint32_t next_insert, next_defer;
@@ -430,7 +430,11 @@ static void model_direction(int d)
             if (cur.e[i].tag != tag)
                 x->expect[n++] = cur.e[i].byte;
         x->expect_len = total;
+        /* Spec S7: bytes blocked above, plus original bytes a higher filter
+         * of this sublayer permitted past this stage. */
         x->expect_missed = blocked_upstream;
+        for (size_t i = 0; i < cur.n; i++)
+            x->expect_missed += cur.e[i].tag == tag && cur.e[i].origin == OWFP_SPAN_ORIGINAL;
         x->expect_fin = cur.fin;
         struct mlist out = {0};
         size_t room = cur.n;

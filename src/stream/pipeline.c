@@ -286,6 +286,16 @@ static bool classify(struct owfp_stream *s, uint32_t k, int d, const struct batc
     return true;
 }
 
+/* Passes an item the stage is not shown. Original bytes a higher filter of
+ * the stage's sublayer decided count as missed (spec S7, Q12); injected
+ * bytes never were part of what the callout could see. */
+static void pass_over(struct owfp_stream *s, uint32_t k, int d, struct owfp_item *it)
+{
+    if (it->origin == OWFP_SPAN_ORIGINAL && it->skip_rank == s->stages[k].rank)
+        s->stages[k].d[d].missed += it->len;
+    owfp_queue_push(next_queue(s, k, d), it);
+}
+
 /* Moves the first `n` bytes of the stage's queue on; splits an item that
  * straddles the boundary. */
 static bool route_bytes(struct owfp_stream *s, uint32_t k, int d, uint64_t n, enum route r)
@@ -294,7 +304,7 @@ static bool route_bytes(struct owfp_stream *s, uint32_t k, int d, uint64_t n, en
     while (n > 0) {
         struct owfp_item *it = q->head;
         if (!shown(&s->stages[k], it)) { /* skipped by the indication: keeps its place */
-            owfp_queue_push(next_queue(s, k, d), owfp_queue_pop(q));
+            pass_over(s, k, d, owfp_queue_pop(q));
             continue;
         }
         if (it->len > n) {
@@ -331,7 +341,7 @@ static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
     /* Empty data (a zero-byte injected NBL) only carries its completion. */
     if (sd->q.head->kind == OWFP_ITEM_DATA &&
         (!sd->q.head->len || (!sd->waiting && sd->q.head->skip_rank == st->rank))) {
-        owfp_queue_push(next_queue(s, k, d), owfp_queue_pop(&sd->q));
+        pass_over(s, k, d, owfp_queue_pop(&sd->q));
         return true;
     }
     struct batch b;
