@@ -7,20 +7,22 @@ cd "$(dirname "$0")/.."
 owfp_ensure_packages "${OWFP_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev
 
 run() { echo "+ $*" >&2; "$@"; }
+# A fresh configuration every time: options and compilers differ per run.
+setup() { local dir=$1; shift; rm -rf "$dir"; run meson setup "$dir" "$@" >/dev/null; }
 
-run meson setup --wipe build-ci -Dwerror=true -Dtests=enabled >/dev/null
+setup build-ci -Dwerror=true -Dtests=enabled
 run meson compile -C build-ci
 run meson test -C build-ci --print-errorlogs
 
-run env CC=clang meson setup --wipe build-asan -Dwerror=true -Dtests=enabled \
+CC=clang setup build-asan -Dwerror=true -Dtests=enabled \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
-    -Dc_args=-fno-sanitize-recover=all >/dev/null
+    -Dc_args=-fno-sanitize-recover=all
 run meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run meson test -C build-asan --print-errorlogs
 
-run env CC=clang meson setup --wipe build-tsan -Dwerror=true -Dtests=enabled -Dtsan_tests=true \
-    -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug >/dev/null
+CC=clang setup build-tsan -Dwerror=true -Dtests=enabled -Dtsan_tests=true \
+    -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug
 run meson compile -C build-tsan
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run meson test -C build-tsan --print-errorlogs
 
