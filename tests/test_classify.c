@@ -192,11 +192,27 @@ static FWPM_FILTER_CONDITION0 cond(const GUID *field, uint32_t match)
     return c;
 }
 
+static FWPM_FILTER_CONDITION0 u8_eq(const GUID *field, uint8_t v)
+{
+    FWPM_FILTER_CONDITION0 c = cond(field, FWP_MATCH_EQUAL);
+    c.conditionValue.type = FWP_UINT8;
+    c.conditionValue.uint8 = v;
+    return c;
+}
+
 static FWPM_FILTER_CONDITION0 u16_eq(const GUID *field, uint16_t v)
 {
     FWPM_FILTER_CONDITION0 c = cond(field, FWP_MATCH_EQUAL);
     c.conditionValue.type = FWP_UINT16;
     c.conditionValue.uint16 = v;
+    return c;
+}
+
+static FWPM_FILTER_CONDITION0 u32_cond(const GUID *field, uint32_t match, uint32_t v)
+{
+    FWPM_FILTER_CONDITION0 c = cond(field, match);
+    c.conditionValue.type = FWP_UINT32;
+    c.conditionValue.uint32 = v;
     return c;
 }
 
@@ -254,9 +270,7 @@ static void test_C1_v4_addresses_host_order_and_mask(void **state)
     c[0] = cond(&FWPM_CONDITION_IP_REMOTE_ADDRESS, FWP_MATCH_EQUAL);
     c[0].conditionValue.type = FWP_V4_ADDR_MASK;
     c[0].conditionValue.v4AddrMask = &m;
-    c[1] = cond(&FWPM_CONDITION_IP_LOCAL_ADDRESS, FWP_MATCH_EQUAL);
-    c[1].conditionValue.type = FWP_UINT32;
-    c[1].conditionValue.uint32 = 0x0a000001u; /* 10.0.0.1 */
+    c[1] = u32_cond(&FWPM_CONDITION_IP_LOCAL_ADDRESS, FWP_MATCH_EQUAL, 0x0a000001u); /* 10.0.0.1 */
     counting_filter(ALE4, c, 2);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
     assert_int_equal(calls_for(&p), 1);
@@ -272,9 +286,9 @@ static void test_C1_v4_addresses_host_order_and_mask(void **state)
 static void test_C1_v4_address_network_order_does_not_match(void **state)
 {
     (void)state;
-    FWPM_FILTER_CONDITION0 c = cond(&FWPM_CONDITION_IP_LOCAL_ADDRESS, FWP_MATCH_EQUAL);
-    c.conditionValue.type = FWP_UINT32;
-    c.conditionValue.uint32 = 0x0100000au; /* 10.0.0.1 byte-swapped */
+    /* 10.0.0.1 byte-swapped */
+    FWPM_FILTER_CONDITION0 c =
+        u32_cond(&FWPM_CONDITION_IP_LOCAL_ADDRESS, FWP_MATCH_EQUAL, 0x0100000au);
     counting_filter(ALE4, &c, 1);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
     assert_int_equal(calls_for(&p), 0);
@@ -316,9 +330,7 @@ static void test_C1_v6_addresses_and_prefix(void **state)
 static void test_C1_protocol(void **state)
 {
     (void)state;
-    FWPM_FILTER_CONDITION0 c = cond(&FWPM_CONDITION_IP_PROTOCOL, FWP_MATCH_EQUAL);
-    c.conditionValue.type = FWP_UINT8;
-    c.conditionValue.uint8 = 6;
+    FWPM_FILTER_CONDITION0 c = u8_eq(&FWPM_CONDITION_IP_PROTOCOL, 6);
     counting_filter(ALE4, &c, 1);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
     assert_int_equal(calls_for(&p), 1);
@@ -329,9 +341,8 @@ static void test_C1_protocol(void **state)
 static void test_C1_direction(void **state)
 {
     (void)state;
-    FWPM_FILTER_CONDITION0 c = cond(&FWPM_CONDITION_DIRECTION, FWP_MATCH_EQUAL);
-    c.conditionValue.type = FWP_UINT32;
-    c.conditionValue.uint32 = FWP_DIRECTION_INBOUND;
+    FWPM_FILTER_CONDITION0 c =
+        u32_cond(&FWPM_CONDITION_DIRECTION, FWP_MATCH_EQUAL, FWP_DIRECTION_INBOUND);
     counting_filter(ALE4, &c, 1);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_INBOUND);
     assert_int_equal(calls_for(&p), 1);
@@ -342,9 +353,8 @@ static void test_C1_direction(void **state)
 static void test_C1_flags(void **state)
 {
     (void)state;
-    FWPM_FILTER_CONDITION0 c = cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_ALL_SET);
-    c.conditionValue.type = FWP_UINT32;
-    c.conditionValue.uint32 = FWP_CONDITION_FLAG_IS_LOOPBACK;
+    FWPM_FILTER_CONDITION0 c =
+        u32_cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_ALL_SET, FWP_CONDITION_FLAG_IS_LOOPBACK);
     counting_filter(ALE4, &c, 1);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
     p.condition_flags = FWP_CONDITION_FLAG_IS_LOOPBACK | FWP_CONDITION_FLAG_IS_IPSEC_SECURED;
@@ -358,9 +368,8 @@ static void test_C1_flags(void **state)
 static void test_C1_flags_none_set(void **state)
 {
     (void)state;
-    FWPM_FILTER_CONDITION0 c = cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_NONE_SET);
-    c.conditionValue.type = FWP_UINT32;
-    c.conditionValue.uint32 = FWP_CONDITION_FLAG_IS_LOOPBACK;
+    FWPM_FILTER_CONDITION0 c =
+        u32_cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_NONE_SET, FWP_CONDITION_FLAG_IS_LOOPBACK);
     counting_filter(ALE4, &c, 1);
     struct owfp_flow_params p = h_params4(1000, 80, OWFP_OUTBOUND);
     assert_int_equal(calls_for(&p), 1);
@@ -386,15 +395,10 @@ static void test_C1_all_conditions_must_match(void **state)
     c[2] = cond(&FWPM_CONDITION_IP_REMOTE_ADDRESS, FWP_MATCH_EQUAL);
     c[2].conditionValue.type = FWP_V4_ADDR_MASK;
     c[2].conditionValue.v4AddrMask = &m;
-    c[3] = cond(&FWPM_CONDITION_IP_PROTOCOL, FWP_MATCH_EQUAL);
-    c[3].conditionValue.type = FWP_UINT8;
-    c[3].conditionValue.uint8 = 6;
-    c[4] = cond(&FWPM_CONDITION_DIRECTION, FWP_MATCH_EQUAL);
-    c[4].conditionValue.type = FWP_UINT32;
-    c[4].conditionValue.uint32 = FWP_DIRECTION_OUTBOUND;
-    c[5] = cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_NONE_SET);
-    c[5].conditionValue.type = FWP_UINT32;
-    c[5].conditionValue.uint32 = FWP_CONDITION_FLAG_IS_LOOPBACK;
+    c[3] = u8_eq(&FWPM_CONDITION_IP_PROTOCOL, 6);
+    c[4] = u32_cond(&FWPM_CONDITION_DIRECTION, FWP_MATCH_EQUAL, FWP_DIRECTION_OUTBOUND);
+    c[5] =
+        u32_cond(&FWPM_CONDITION_FLAGS, FWP_MATCH_FLAGS_NONE_SET, FWP_CONDITION_FLAG_IS_LOOPBACK);
     counting_filter(ALE4, c, 6);
 
     const struct owfp_flow_params base = h_params4(1500, 443, OWFP_OUTBOUND);
@@ -427,9 +431,7 @@ static void test_C1_v6_layer_ports_and_protocol(void **state)
     FWPM_FILTER_CONDITION0 c[3];
     c[0] = u16_eq(&FWPM_CONDITION_IP_REMOTE_PORT, 80);
     c[1] = u16_eq(&FWPM_CONDITION_IP_LOCAL_PORT, 1000);
-    c[2] = cond(&FWPM_CONDITION_IP_PROTOCOL, FWP_MATCH_EQUAL);
-    c[2].conditionValue.type = FWP_UINT8;
-    c[2].conditionValue.uint8 = 6;
+    c[2] = u8_eq(&FWPM_CONDITION_IP_PROTOCOL, 6);
     counting_filter(ALE6, c, 3);
     struct owfp_flow_params p = h_params6(1000, 80, OWFP_OUTBOUND);
     assert_int_equal(calls_for(&p), 1);

@@ -159,6 +159,17 @@ static NTSTATUS add_callout_filter(HANDLE session, const GUID *sublayer, uint32_
     return h_filter_in(session, &spec, id);
 }
 
+/* A callout object for key n at ALE_V4 and one filter calling it with
+ * `action` (universal sublayer); returns the key. */
+static GUID callout_with_filter(uint32_t n, uint32_t action)
+{
+    GUID key = h_guid(n);
+    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
+    assert_int_equal(add_callout_filter(h_session, NULL, action, &key, 0, 0, NULL),
+                     STATUS_SUCCESS);
+    return key;
+}
+
 static void reset_common(void)
 {
     atomic_store(&g_violations, 0);
@@ -454,11 +465,7 @@ static void test_R8_unregister_waits_for_running_classify(void **state)
 {
     (void)state;
     reset_common();
-    GUID key = h_guid(0x8101);
-    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
-    assert_int_equal(add_callout_filter(h_session, NULL, FWP_ACTION_CALLOUT_TERMINATING, &key, 0,
-                                        0, NULL),
-                     STATUS_SUCCESS);
+    GUID key = callout_with_filter(0x8101, FWP_ACTION_CALLOUT_TERMINATING);
     for (int round = 0; round < 3; round++) {
         atomic_store(&r8w_entered, 0);
         atomic_store(&r8w_unregister_started, 0);
@@ -526,11 +533,7 @@ static void test_R7_register_or_unregister_while_draining_is_in_use(void **state
     (void)state;
     reset_common();
     atomic_store(&r7p_key_n, 0x7101);
-    GUID key = h_guid(0x7101);
-    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
-    assert_int_equal(add_callout_filter(h_session, NULL, FWP_ACTION_CALLOUT_TERMINATING, &key, 0,
-                                        0, NULL),
-                     STATUS_SUCCESS);
+    GUID key = callout_with_filter(0x7101, FWP_ACTION_CALLOUT_TERMINATING);
     atomic_store(&r8w_entered, 0);
     atomic_store(&r8w_unregister_started, 0);
     atomic_store(&r8w_returned, 0);
@@ -628,11 +631,7 @@ static void test_R7_unregister_busy_then_success_across_threads(void **state)
 {
     (void)state;
     reset_common();
-    GUID key = h_guid(0x7001);
-    assert_int_equal(h_callout_object(&key, ALE4), STATUS_SUCCESS);
-    assert_int_equal(add_callout_filter(h_session, NULL, FWP_ACTION_CALLOUT_INSPECTION, &key, 0,
-                                        0, NULL),
-                     STATUS_SUCCESS);
+    GUID key = callout_with_filter(0x7001, FWP_ACTION_CALLOUT_INSPECTION);
     for (int round = 0; round < 3; round++) {
         atomic_store(&r7_gone, 0);
         atomic_store(&r7_assoc_ok, 0);

@@ -145,32 +145,20 @@ static void NTAPI classify0(const FWPS_INCOMING_VALUES0 *in,
     record(0, in, meta, layerData, filter, flowContext, out);
 }
 
-static void NTAPI classify1(const FWPS_INCOMING_VALUES0 *in,
-                            const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
-                            const void *classifyContext, const FWPS_FILTER1 *filter,
-                            UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
-{
-    record(1, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
-    g.last.classify_context = classifyContext;
-}
-
-static void NTAPI classify2(const FWPS_INCOMING_VALUES0 *in,
-                            const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
-                            const void *classifyContext, const FWPS_FILTER2 *filter,
-                            UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
-{
-    record(2, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
-    g.last.classify_context = classifyContext;
-}
-
-static void NTAPI classify3(const FWPS_INCOMING_VALUES0 *in,
-                            const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
-                            const void *classifyContext, const FWPS_FILTER3 *filter,
-                            UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
-{
-    record(3, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);
-    g.last.classify_context = classifyContext;
-}
+/* classify1..3: the FWPS_CALLOUT1..3 signatures (a classifyContext, and
+ * FWPS_FILTERn, whose leading fields are FWPS_FILTER0's). */
+#define CLASSIFY_N(n)                                                                            \
+    static void NTAPI classify##n(const FWPS_INCOMING_VALUES0 *in,                               \
+                                  const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,   \
+                                  const void *classifyContext, const FWPS_FILTER##n *filter,     \
+                                  UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)                   \
+    {                                                                                            \
+        record(n, in, meta, layerData, (const FWPS_FILTER0 *)filter, flowContext, out);          \
+        g.last.classify_context = classifyContext;                                               \
+    }
+CLASSIFY_N(1)
+CLASSIFY_N(2)
+CLASSIFY_N(3)
 
 /* A second classifyFn, to tell two registrations apart (R2). */
 static void NTAPI classify_other(const FWPS_INCOMING_VALUES0 *in,
@@ -200,23 +188,16 @@ static NTSTATUS NTAPI notify0(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,
     return note(0, type, key, filter);
 }
 
-static NTSTATUS NTAPI notify1(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,
-                              FWPS_FILTER1 *filter)
-{
-    return note(1, type, key, (const FWPS_FILTER0 *)filter);
-}
-
-static NTSTATUS NTAPI notify2(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,
-                              FWPS_FILTER2 *filter)
-{
-    return note(2, type, key, (const FWPS_FILTER0 *)filter);
-}
-
-static NTSTATUS NTAPI notify3(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,
-                              FWPS_FILTER3 *filter)
-{
-    return note(3, type, key, (const FWPS_FILTER0 *)filter);
-}
+/* notify1..3: the same with FWPS_FILTER1..3. */
+#define NOTIFY_N(n)                                                                              \
+    static NTSTATUS NTAPI notify##n(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,              \
+                                    FWPS_FILTER##n *filter)                                      \
+    {                                                                                            \
+        return note(n, type, key, (const FWPS_FILTER0 *)filter);                                 \
+    }
+NOTIFY_N(1)
+NOTIFY_N(2)
+NOTIFY_N(3)
 
 static void NTAPI flow_delete(UINT16 layerId, UINT32 calloutId, UINT64 flowContext)
 {
@@ -399,6 +380,29 @@ static bool wait_until_draining(UINT32 id)
         sleep_ms(1);
     }
     return false;
+}
+
+/* Registers `key` (gated_classify, with a flowDeleteFn) behind an
+ * inspection filter, holds its classify of a flow at the gate on ft's
+ * thread, and starts an unregister of it on ut's thread. Returns whether the
+ * callout was seen draining; the caller opens the gate and joins both. */
+static bool start_draining_unregister(const GUID *key, UINT32 *id, struct flow_thread *ft,
+                                      struct unregister_thread *ut)
+{
+    gate_reset(true);
+    assert_int_equal(h_register0(key, 0, gated_classify, NULL, flow_delete, id), STATUS_SUCCESS);
+    assert_int_equal(add_object(key), STATUS_SUCCESS);
+    assert_int_equal(add_filter(NULL, NULL, FWP_ACTION_CALLOUT_INSPECTION, key, 0, 1, NULL),
+                     STATUS_SUCCESS);
+
+    memset(ft, 0, sizeof(*ft));
+    ft->port = 1000;
+    assert_int_equal(pthread_create(&ft->thread, NULL, flow_thread_main, ft), 0);
+    gate_wait_entered();
+    memset(ut, 0, sizeof(*ut));
+    ut->id = *id;
+    assert_int_equal(pthread_create(&ut->thread, NULL, unregister_thread_main, ut), 0);
+    return wait_until_draining(*id);
 }
 
 /* ---- R1 ------------------------------------------------------------------ */
@@ -1115,21 +1119,11 @@ static void test_R7_concurrent_unregister_in_use(void **state)
 {
     (void)state;
     reset();
-    gate_reset(true);
     GUID key = h_guid(0x950);
     UINT32 id;
-    assert_int_equal(h_register0(&key, 0, gated_classify, NULL, flow_delete, &id),
-                     STATUS_SUCCESS);
-    assert_int_equal(add_object(&key), STATUS_SUCCESS);
-    assert_int_equal(add_filter(NULL, NULL, FWP_ACTION_CALLOUT_INSPECTION, &key, 0, 1, NULL),
-                     STATUS_SUCCESS);
-
-    struct flow_thread ft = {.port = 1000};
-    assert_int_equal(pthread_create(&ft.thread, NULL, flow_thread_main, &ft), 0);
-    gate_wait_entered();
-    struct unregister_thread ut = {.id = id};
-    assert_int_equal(pthread_create(&ut.thread, NULL, unregister_thread_main, &ut), 0);
-    bool draining = wait_until_draining(id);
+    struct flow_thread ft;
+    struct unregister_thread ut;
+    bool draining = start_draining_unregister(&key, &id, &ft, &ut);
     NTSTATUS second_by_id = FwpsCalloutUnregisterById0(id);
     NTSTATUS second_by_key = FwpsCalloutUnregisterByKey0(&key);
     NTSTATUS reregister = h_register0(&key, 0, classify0, NULL, NULL, NULL);
@@ -1240,21 +1234,11 @@ static void test_R8_unregister_waits_for_inflight_classify(void **state)
 {
     (void)state;
     reset();
-    gate_reset(true);
     GUID key = h_guid(0xa00);
     UINT32 id;
-    assert_int_equal(h_register0(&key, 0, gated_classify, NULL, flow_delete, &id),
-                     STATUS_SUCCESS);
-    assert_int_equal(add_object(&key), STATUS_SUCCESS);
-    assert_int_equal(add_filter(NULL, NULL, FWP_ACTION_CALLOUT_INSPECTION, &key, 0, 1, NULL),
-                     STATUS_SUCCESS);
-
-    struct flow_thread ft = {.port = 1000};
-    assert_int_equal(pthread_create(&ft.thread, NULL, flow_thread_main, &ft), 0);
-    gate_wait_entered();
-    struct unregister_thread ut = {.id = id};
-    assert_int_equal(pthread_create(&ut.thread, NULL, unregister_thread_main, &ut), 0);
-    bool draining = wait_until_draining(id);
+    struct flow_thread ft;
+    struct unregister_thread ut;
+    bool draining = start_draining_unregister(&key, &id, &ft, &ut);
     sleep_ms(50);
     int returned_while_blocked = atomic_load(&ut.done);
     gate_open();

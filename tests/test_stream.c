@@ -3,497 +3,39 @@
  * rows of the §13 matrix: what a stream callout is shown, how its answer
  * is applied, and the waterfall through several stream filters.
  *
- * Every callout here is one of NCO recording callouts: each classify is
- * written down (flags, lengths, the bytes via FwpsCopyStreamDataToBuffer0,
- * classifyOut on entry, metadata, incoming values) and answered from a
- * per-callout script, optionally refined by a hook. The data plane side
- * concatenates the spans of every result per direction, so output is
- * compared byte for byte.
+ * Every callout here is one of NCO recording callouts (stream_harness.h):
+ * each classify is written down (flags, lengths, the bytes via
+ * FwpsCopyStreamDataToBuffer0, classifyOut on entry, metadata, incoming
+ * values) and answered from a per-callout script, optionally refined by a
+ * hook. The data plane side concatenates the spans of every result per
+ * direction, so output is compared byte for byte.
  */
-#include "harness.h"
+#include "stream_harness.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define SEND OWFP_STREAM_SEND
-#define RECV OWFP_STREAM_RECEIVE
-#define NCO 4
-#define MAXREC 48
-#define RECBYTES 96
-#define MAXNBL 8
-
-/* ---- recording callouts --------------------------------------------------- */
-
-struct rec {
-    int seq; /* global classify order */
-    UINT16 layer;
-    UINT32 nvalues;
-    UINT32 dir_value;
-    UINT32 compartment_value;
-    UINT32 meta_fields, meta_flags;
-    UINT64 flow;
-    UINT32 compartment;
-    UINT64 filter_id; /* filter->filterId */
-    UINT32 flags;     /* streamData->flags */
-    SIZE_T len, missed;
-    UINT32 in_required;
-    SIZE_T in_enforced;
-    UINT32 in_stream_action;
-    UINT32 in_action, in_rights, in_flags;
-    UINT64 in_filter_id; /* classifyOut->filterId */
-    uint8_t bytes[RECBYTES];
-    SIZE_T copied;
-    UINT32 nnbl;
-    SIZE_T nbl_len[MAXNBL];
-    const void *nbl_va[MAXNBL];
-    bool chain_ok; /* one NB and one MDL per NBL, lengths add up, offset at byte 0 */
-};
-
-struct ans {
-    UINT32 action;
-    SIZE_T enforced;
-    UINT32 stream_action;
-    UINT32 required;
-    bool raw; /* write only actionType, leave the io packet alone */
-};
-
-struct co;
-typedef void (*hook_fn)(struct co *c, int call, const FWPS_INCOMING_VALUES0 *in,
-                        const FWPS_INCOMING_METADATA_VALUES0 *meta,
-                        FWPS_STREAM_CALLOUT_IO_PACKET0 *io, FWPS_CLASSIFY_OUT0 *out);
-
-struct co {
-    UINT32 id;
-    GUID key;
-    int n; /* classifies */
-    struct rec rec[MAXREC];
-    struct ans script[MAXREC];
-    int nscript;
-    struct ans dflt;
-    hook_fn hook;
-};
-
-struct outdir {
-    uint8_t *buf;
-    size_t n, cap;
-    size_t nspans, ninjected;
-    bool fin;
-    uint32_t state; /* of the last result */
-    uint64_t held;  /* of the last result */
-};
-
-static struct {
-    struct co co[NCO];
-    bool object_added[NCO];
-    int seq;
-    atomic_int in_classify;
-    atomic_bool reentered;
-    atomic_bool foreign_classify;
-    pthread_t owner;
-    struct owfp_stream_result res;
-    struct outdir out[2];
-    uint32_t flow_state;
-    HANDLE inj;
-    NDIS_HANDLE pool;
-    atomic_int completions;
-    atomic_int cancelled;
-    NTSTATUS last_completion;
-    atomic_bool completion_foreign;
-    atomic_int wakeups;
-    atomic_bool wakeup_foreign;
-    /* per-test scratch for hooks */
-    NTSTATUS hook_status[8];
-    int nhook_status;
-    UINT64 flow_id;
-} g;
-
-#define ANS(a) ((struct ans){.action = (a)})
-#define ANSN(a, n) ((struct ans){.action = (a), .enforced = (n)})
-#define NMD(req) ((struct ans){.stream_action = FWPS_STREAM_ACTION_NEED_MORE_DATA, .required = (req)})
-
-static void classify_common(int slot, const FWPS_INCOMING_VALUES0 *in,
-                            const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
-                            UINT64 filterId, FWPS_CLASSIFY_OUT0 *out)
+/* r is an empty indication (a FIN or an abort) carrying exactly `flags`. */
+static void assert_empty_rec(const struct rec *r, UINT32 flags)
 {
-    struct co *c = &g.co[slot];
-    if (atomic_fetch_add(&g.in_classify, 1) != 0)
-        atomic_store(&g.reentered, true);
-    if (!pthread_equal(pthread_self(), g.owner))
-        atomic_store(&g.foreign_classify, true);
-    FWPS_STREAM_CALLOUT_IO_PACKET0 *io = layerData;
-    FWPS_STREAM_DATA0 *sd = io->streamData;
-    int i = c->n;
-    if (i < MAXREC) {
-        struct rec *r = &c->rec[i];
-        memset(r, 0, sizeof(*r));
-        r->seq = g.seq++;
-        r->layer = in->layerId;
-        r->nvalues = in->valueCount;
-        r->dir_value = in->incomingValue[FWPS_FIELD_STREAM_V4_DIRECTION].value.uint32;
-        r->compartment_value = in->incomingValue[FWPS_FIELD_STREAM_V4_COMPARTMENT_ID].value.uint32;
-        r->meta_fields = meta->currentMetadataValues;
-        r->meta_flags = meta->flags;
-        r->flow = meta->flowHandle;
-        r->compartment = meta->compartmentId;
-        r->filter_id = filterId;
-        r->flags = sd->flags;
-        r->len = sd->dataLength;
-        r->missed = io->missedBytes;
-        r->in_required = io->countBytesRequired;
-        r->in_enforced = io->countBytesEnforced;
-        r->in_stream_action = io->streamAction;
-        r->in_action = out->actionType;
-        r->in_rights = out->rights;
-        r->in_flags = out->flags;
-        r->in_filter_id = out->filterId;
-        FwpsCopyStreamDataToBuffer0(sd, r->bytes, sizeof(r->bytes), &r->copied);
-        SIZE_T total = 0;
-        r->chain_ok = sd->dataOffset.netBufferList == sd->netBufferListChain &&
-                      sd->dataOffset.mdlOffset == 0;
-        for (NET_BUFFER_LIST *nbl = sd->netBufferListChain; nbl; nbl = NET_BUFFER_LIST_NEXT_NBL(nbl)) {
-            NET_BUFFER *nb = NET_BUFFER_LIST_FIRST_NB(nbl);
-            if (!nb || NET_BUFFER_NEXT_NB(nb)) {
-                r->chain_ok = false;
-                break;
-            }
-            MDL *m = NET_BUFFER_FIRST_MDL(nb);
-            if (nbl == sd->netBufferListChain &&
-                (sd->dataOffset.netBuffer != nb || sd->dataOffset.mdl != m))
-                r->chain_ok = false;
-            if (r->nnbl < MAXNBL) {
-                r->nbl_len[r->nnbl] = NET_BUFFER_DATA_LENGTH(nb);
-                r->nbl_va[r->nnbl] =
-                    m && MmGetMdlByteCount(m) ? MmGetSystemAddressForMdlSafe(m, NormalPagePriority)
-                                              : NULL;
-            }
-            if (m && (m->Next || MmGetMdlByteCount(m) != NET_BUFFER_DATA_LENGTH(nb)))
-                r->chain_ok = false;
-            r->nnbl++;
-            total += NET_BUFFER_DATA_LENGTH(nb);
-        }
-        if (total != sd->dataLength)
-            r->chain_ok = false;
-    }
-    struct ans a = i < c->nscript ? c->script[i] : c->dflt;
-    out->actionType = a.action;
-    if (!a.raw) {
-        io->countBytesEnforced = a.enforced;
-        io->streamAction = a.stream_action;
-        io->countBytesRequired = a.required;
-    }
-    c->n++;
-    if (c->hook)
-        c->hook(c, i, in, meta, io, out);
-    atomic_fetch_sub(&g.in_classify, 1);
+    assert_int_equal(r->len, 0);
+    assert_int_equal(r->flags, flags);
 }
 
-#define CLASSIFY_FNS(n)                                                                          \
-    static void NTAPI cls0_##n(const FWPS_INCOMING_VALUES0 *in,                                  \
-                               const FWPS_INCOMING_METADATA_VALUES0 *meta, void *ld,             \
-                               const FWPS_FILTER0 *f, UINT64 ctx, FWPS_CLASSIFY_OUT0 *out)       \
-    {                                                                                            \
-        (void)ctx;                                                                               \
-        classify_common(n, in, meta, ld, f->filterId, out);                                      \
-    }                                                                                            \
-    static void NTAPI cls3_##n(const FWPS_INCOMING_VALUES0 *in,                                  \
-                               const FWPS_INCOMING_METADATA_VALUES0 *meta, void *ld,             \
-                               const void *cc, const FWPS_FILTER3 *f, UINT64 ctx,                \
-                               FWPS_CLASSIFY_OUT0 *out)                                          \
-    {                                                                                            \
-        (void)cc;                                                                                \
-        (void)ctx;                                                                               \
-        classify_common(n, in, meta, ld, f->filterId, out);                                      \
-    }
-CLASSIFY_FNS(0)
-CLASSIFY_FNS(1)
-CLASSIFY_FNS(2)
-CLASSIFY_FNS(3)
-static const FWPS_CALLOUT_CLASSIFY_FN0 cls0[NCO] = {cls0_0, cls0_1, cls0_2, cls0_3};
-static const FWPS_CALLOUT_CLASSIFY_FN3 cls3[NCO] = {cls3_0, cls3_1, cls3_2, cls3_3};
-
-static NTSTATUS NTAPI notify3_ok(FWPS_CALLOUT_NOTIFY_TYPE type, const GUID *key,
-                                 FWPS_FILTER3 *filter)
+/* S17 end of stream (T12): c's classify i shows the pending receive bytes
+ * `data` again, flagged NO_MORE_DATA but without DISCONNECT; classify i + 1
+ * is the empty RECEIVE_DISCONNECT indication, also flagged NO_MORE_DATA. */
+static void assert_pending_then_fin(const struct co *c, int i, const char *data)
 {
-    (void)type;
-    (void)key;
-    (void)filter;
-    return STATUS_SUCCESS;
-}
-
-/* Registers slot's callout (FWPS_CALLOUT0, or CALLOUT3 for newer flags). */
-static UINT32 reg(int slot, UINT32 flags)
-{
-    struct co *c = &g.co[slot];
-    c->key = h_guid(0xc0de0000u + (uint32_t)slot);
-    if (flags & ~(UINT32)0x3) {
-        FWPS_CALLOUT3 cd;
-        memset(&cd, 0, sizeof(cd));
-        cd.calloutKey = c->key;
-        cd.flags = flags;
-        cd.classifyFn = cls3[slot];
-        cd.notifyFn = notify3_ok;
-        assert_int_equal(FwpsCalloutRegister3(NULL, &cd, &c->id), STATUS_SUCCESS);
-    } else {
-        assert_int_equal(h_register0(&c->key, flags, cls0[slot], h_notify_ok, NULL, &c->id),
-                         STATUS_SUCCESS);
-    }
-    return c->id;
-}
-
-/* A stream filter; slot < 0 for a static action. */
-static UINT64 filter_at(const GUID *layer, int slot, const GUID *sublayer, UINT32 action,
-                        UINT64 weight, UINT32 flags, const FWPM_FILTER_CONDITION0 *conds,
-                        uint32_t nconds)
-{
-    if (slot >= 0) {
-        struct co *c = &g.co[slot];
-        c->key = h_guid(0xc0de0000u + (uint32_t)slot);
-        if (!g.object_added[slot]) {
-            assert_int_equal(h_callout_object(&c->key, layer), STATUS_SUCCESS);
-            g.object_added[slot] = true;
-        }
-    }
-    struct h_filter_spec spec = {
-        .layer = layer,
-        .sublayer = sublayer,
-        .action = action,
-        .callout = slot >= 0 ? &g.co[slot].key : NULL,
-        .weight = weight,
-        .has_weight = 1,
-        .flags = flags,
-        .conds = conds,
-        .nconds = nconds,
-    };
-    UINT64 id = 0;
-    assert_int_equal(h_filter(&spec, &id), STATUS_SUCCESS);
-    return id;
-}
-
-static UINT64 sf(int slot, const GUID *sublayer, UINT32 action, UINT64 weight)
-{
-    return filter_at(&FWPM_LAYER_STREAM_V4, slot, sublayer, action, weight, 0, NULL, 0);
-}
-
-/* ---- the data plane side ------------------------------------------------ */
-
-static void append(struct outdir *o, const void *p, size_t n)
-{
-    if (o->n + n > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->n + n)
-            cap *= 2;
-        o->buf = realloc(o->buf, cap);
-        assert_non_null(o->buf);
-        o->cap = cap;
-    }
-    memcpy(o->buf + o->n, p, n);
-    o->n += n;
-}
-
-static void take(const struct owfp_stream_result *r)
-{
-    for (int d = 0; d < 2; d++) {
-        struct outdir *o = &g.out[d];
-        const struct owfp_stream_output *ro = &r->dir[d];
-        uint64_t sum = 0;
-        for (size_t i = 0; i < ro->nspans; i++) {
-            assert_non_null(ro->spans[i].data);
-            assert_true(ro->spans[i].len > 0);
-            append(o, ro->spans[i].data, ro->spans[i].len);
-            sum += ro->spans[i].len;
-            o->ninjected += ro->spans[i].origin == OWFP_SPAN_INJECTED;
-        }
-        assert_int_equal(sum, ro->bytes);
-        o->nspans += ro->nspans;
-        o->fin |= (ro->state & OWFP_DIR_FIN) != 0;
-        o->state = ro->state;
-        o->held = ro->held_bytes;
-    }
-    g.flow_state = r->flow_state;
-}
-
-static NTSTATUS indm(owfp_flow *f, int d, const void *p, size_t n, uint32_t mods)
-{
-    NTSTATUS st = owfp_stream_indicate(f, (enum owfp_stream_direction)d, p, n, mods, &g.res);
-    if (NT_SUCCESS(st))
-        take(&g.res);
-    return st;
-}
-
-static void ind(owfp_flow *f, int d, const char *s)
-{
-    assert_int_equal(indm(f, d, s, strlen(s), 0), STATUS_SUCCESS);
-}
-
-static void fin(owfp_flow *f, int d)
-{
-    assert_int_equal(owfp_stream_fin(f, (enum owfp_stream_direction)d, &g.res), STATUS_SUCCESS);
-    take(&g.res);
-}
-
-static void poll_flow(owfp_flow *f)
-{
-    assert_int_equal(owfp_stream_poll(f, &g.res), STATUS_SUCCESS);
-    take(&g.res);
-}
-
-static void assert_out(int d, const char *want)
-{
-    size_t n = strlen(want);
-    assert_int_equal(g.out[d].n, n);
-    if (n)
-        assert_memory_equal(g.out[d].buf, want, n);
-}
-
-static void assert_rec(const struct rec *r, const char *want)
-{
-    size_t n = strlen(want);
-    assert_int_equal(r->len, n);
-    assert_int_equal(r->copied, n < RECBYTES ? n : RECBYTES);
-    if (n)
-        assert_memory_equal(r->bytes, want, n);
-}
-
-static owfp_flow *open4(void)
-{
-    struct owfp_flow_params p = h_params4(49152, 80, OWFP_OUTBOUND);
-    owfp_flow *f = h_open(&p, NULL);
-    g.flow_id = owfp_flow_id(f);
-    return f;
-}
-
-/* ---- injection helpers --------------------------------------------------- */
-
-#define CTX_CLONE ((void *)(uintptr_t)1)
-
-static void inj_setup(void)
-{
-    if (!g.inj)
-        assert_int_equal(FwpsInjectionHandleCreate0(AF_UNSPEC, FWPS_INJECTION_TYPE_STREAM, &g.inj),
-                         STATUS_SUCCESS);
-    if (!g.pool) {
-        NET_BUFFER_LIST_POOL_PARAMETERS p;
-        memset(&p, 0, sizeof(p));
-        p.Header.Type = NDIS_OBJECT_TYPE_DEFAULT;
-        p.Header.Revision = NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        p.Header.Size = NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        p.ProtocolId = NDIS_PROTOCOL_ID_DEFAULT;
-        p.fAllocateNetBuffer = TRUE;
-        p.PoolTag = 0x73747374;
-        g.pool = NdisAllocateNetBufferListPool(NULL, &p);
-        assert_non_null(g.pool);
-    }
-}
-
-/* An NBL over a private copy of `data` (freed by the completion). */
-static NET_BUFFER_LIST *nbl_copy(const void *data, size_t len, void **ctx)
-{
-    uint8_t *copy = NULL;
-    MDL *m = NULL;
-    if (len) {
-        copy = malloc(len);
-        assert_non_null(copy);
-        memcpy(copy, data, len);
-        m = IoAllocateMdl(copy, (ULONG)len, FALSE, FALSE, NULL);
-        assert_non_null(m);
-    }
-    NET_BUFFER_LIST *nbl = NULL;
-    assert_int_equal(FwpsAllocateNetBufferAndNetBufferList0(g.pool, 0, 0, m, 0, len, &nbl),
-                     STATUS_SUCCESS);
-    *ctx = copy;
-    return nbl;
-}
-
-static void free_nbl(void *ctx, NET_BUFFER_LIST *nbl)
-{
-    if (ctx == CTX_CLONE) {
-        FwpsFreeCloneNetBufferList0(nbl, 0);
-        return;
-    }
-    NET_BUFFER *nb = NET_BUFFER_LIST_FIRST_NB(nbl);
-    MDL *m = nb ? NET_BUFFER_FIRST_MDL(nb) : NULL;
-    FwpsFreeNetBufferList0(nbl);
-    if (m)
-        IoFreeMdl(m);
-    free(ctx);
-}
-
-static void NTAPI inj_done(void *ctx, NET_BUFFER_LIST *nbl, BOOLEAN dispatchLevel)
-{
-    (void)dispatchLevel;
-    if (!pthread_equal(pthread_self(), g.owner))
-        atomic_store(&g.completion_foreign, true);
-    g.last_completion = nbl->Status;
-    if (nbl->Status == STATUS_CANCELLED)
-        atomic_fetch_add(&g.cancelled, 1);
-    free_nbl(ctx, nbl);
-    atomic_fetch_add(&g.completions, 1);
-}
-
-/* Injects a copy of `data` for slot's callout into the flow. */
-static NTSTATUS inject(int slot, UINT32 sflags, const void *data, size_t len)
-{
-    void *ctx;
-    NET_BUFFER_LIST *nbl = nbl_copy(data, len, &ctx);
-    NTSTATUS st = FwpsStreamInjectAsync0(g.inj, NULL, 0, g.flow_id, g.co[slot].id,
-                                         FWPS_LAYER_STREAM_V4, sflags, nbl, len, inj_done, ctx);
-    if (!NT_SUCCESS(st))
-        free_nbl(ctx, nbl);
-    return st;
-}
-
-static void NTAPI wakeup(void *arg, owfp_flow *flow)
-{
-    (void)arg;
-    (void)flow;
-    if (!pthread_equal(pthread_self(), g.owner))
-        atomic_store(&g.wakeup_foreign, true);
-    atomic_fetch_add(&g.wakeups, 1);
-}
-
-/* ---- per-test state ----------------------------------------------------- */
-
-static void reset(void)
-{
-    for (int d = 0; d < 2; d++)
-        free(g.out[d].buf);
-    memset(&g, 0, sizeof(g));
-    g.owner = pthread_self();
-    for (int i = 0; i < NCO; i++)
-        g.co[i].dflt = ANS(FWP_ACTION_PERMIT);
-}
-
-static void done(void)
-{
-    if (g.inj)
-        assert_int_equal(FwpsInjectionHandleDestroy0(g.inj), STATUS_SUCCESS);
-    g.inj = NULL;
-    if (g.pool)
-        NdisFreeNetBufferListPool(g.pool);
-    g.pool = NULL;
-    assert_false(atomic_load(&g.reentered));
-    assert_false(atomic_load(&g.foreign_classify));
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    for (int d = 0; d < 2; d++)
-        free(g.out[d].buf);
-    memset(&g, 0, sizeof(g));
-    return 0;
-}
-
-static GUID g_hi, g_lo; /* sublayers 0x40 and 0x20, as stmedit's OOB and inline sets */
-
-static void sublayers(void)
-{
-    g_hi = h_sublayer(0x40, 0x40);
-    g_lo = h_sublayer(0x20, 0x20);
+    assert_rec(&c->rec[i], data);
+    assert_int_equal(c->rec[i].flags, FWPS_STREAM_FLAG_RECEIVE);
+    assert_int_equal(c->rec[i].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
+    assert_empty_rec(&c->rec[i + 1],
+                     FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_DISCONNECT);
+    assert_int_equal(c->rec[i + 1].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
 }
 
 /* ---- S1-S4: layer, direction, conditions, metadata ---------------------- */
@@ -853,8 +395,7 @@ static void test_S8_fin_is_a_separate_zero_length_disconnect_indication(void **s
     fin(f, SEND);
     assert_int_equal(g.co[0].n, 2);
     const struct rec *r = &g.co[0].rec[1];
-    assert_int_equal(r->len, 0);
-    assert_int_equal(r->flags, FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_SEND_DISCONNECT);
+    assert_empty_rec(r, FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_SEND_DISCONNECT);
     assert_int_equal(r->in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
     assert_int_equal(g.res.dir[SEND].nspans, 0);
     assert_int_equal(g.res.dir[SEND].state & (OWFP_DIR_FIN | OWFP_DIR_CLOSED),
@@ -893,13 +434,7 @@ static void test_S8_no_more_data_on_the_data_right_before_fin(void **state)
     fin(f, RECV);
     /* The lower callout gets the data with NO_MORE_DATA, then the FIN. */
     assert_int_equal(g.co[1].n, 2);
-    assert_rec(&g.co[1].rec[0], "abc");
-    assert_int_equal(g.co[1].rec[0].flags, FWPS_STREAM_FLAG_RECEIVE);
-    assert_int_equal(g.co[1].rec[0].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
-    assert_int_equal(g.co[1].rec[1].len, 0);
-    assert_int_equal(g.co[1].rec[1].flags,
-                     FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_DISCONNECT);
-    assert_int_equal(g.co[1].rec[1].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
+    assert_pending_then_fin(&g.co[1], 0, "abc");
     assert_out(RECV, "abc");
     assert_true(g.out[RECV].fin);
     owfp_flow_close(f);
@@ -948,8 +483,7 @@ static void test_S8_blocked_fin_is_pended_until_injected(void **state)
     poll_flow(f);
     assert_true(g.out[RECV].fin);
     assert_int_equal(g.co[1].n, 2);
-    assert_int_equal(g.co[1].rec[1].len, 0);
-    assert_int_equal(g.co[1].rec[1].flags,
+    assert_empty_rec(&g.co[1].rec[1],
                      FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_DISCONNECT);
     assert_int_equal(g.co[0].n, 2); /* never sees its own injection */
     assert_out(RECV, "data");
@@ -1032,12 +566,10 @@ static void test_S10_rst_shows_abort_and_drops_the_flow(void **state)
     take(&g.res);
     /* Every stage still inspecting sees one empty RECEIVE|ABORT indication. */
     assert_int_equal(g.co[0].n, 3);
-    assert_int_equal(g.co[0].rec[2].len, 0);
-    assert_int_equal(g.co[0].rec[2].flags, FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_ABORT);
+    assert_empty_rec(&g.co[0].rec[2], FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_ABORT);
     assert_int_equal(g.co[0].rec[2].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
     assert_int_equal(g.co[1].n, 2);
-    assert_int_equal(g.co[1].rec[1].len, 0);
-    assert_int_equal(g.co[1].rec[1].flags, FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_ABORT);
+    assert_empty_rec(&g.co[1].rec[1], FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_ABORT);
     assert_int_equal(g.co[2].n, 1);
     /* Answers and injections are void; held data is gone. */
     assert_int_equal(g.nhook_status, 1);
@@ -1350,8 +882,7 @@ static void test_S16_remainder_before_fin_keeps_no_more_data(void **state)
     assert_rec(&g.co[0].rec[2], "bcd");
     assert_int_equal(g.co[0].rec[2].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
     assert_int_equal(g.co[0].rec[2].flags, FWPS_STREAM_FLAG_SEND);
-    assert_int_equal(g.co[0].rec[3].len, 0);
-    assert_int_equal(g.co[0].rec[3].flags, FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_SEND_DISCONNECT);
+    assert_empty_rec(&g.co[0].rec[3], FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_SEND_DISCONNECT);
     assert_out(SEND, "abcd");
     assert_true(g.out[SEND].fin);
     owfp_flow_close(f);
@@ -1510,15 +1041,9 @@ static void test_S17_T12_fin_while_need_more_data_pending(void **state)
     assert_out(RECV, "");
     fin(f, RECV);
     assert_int_equal(g.co[0].n, 3);
-    /* The pending data again, flagged NO_MORE_DATA, without DISCONNECT ... */
-    assert_rec(&g.co[0].rec[1], "abc");
-    assert_int_equal(g.co[0].rec[1].flags, FWPS_STREAM_FLAG_RECEIVE);
-    assert_int_equal(g.co[0].rec[1].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
-    /* ... then the empty DISCONNECT indication. */
-    assert_int_equal(g.co[0].rec[2].len, 0);
-    assert_int_equal(g.co[0].rec[2].flags,
-                     FWPS_STREAM_FLAG_RECEIVE | FWPS_STREAM_FLAG_RECEIVE_DISCONNECT);
-    assert_int_equal(g.co[0].rec[2].in_flags, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA);
+    /* The pending data again, flagged NO_MORE_DATA, without DISCONNECT,
+     * then the empty DISCONNECT indication. */
+    assert_pending_then_fin(&g.co[0], 1, "abc");
     assert_out(RECV, "abc");
     assert_int_equal(g.res.dir[RECV].state & (OWFP_DIR_FIN | OWFP_DIR_CLOSED | OWFP_DIR_HELD),
                      OWFP_DIR_FIN | OWFP_DIR_CLOSED);

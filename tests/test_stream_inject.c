@@ -379,6 +379,32 @@ static void poll_flow(owfp_flow *f, struct owfp_stream_result *r)
     assert_int_equal(owfp_stream_poll(f, r), STATUS_SUCCESS);
 }
 
+/* For injections the engine must refuse: a flow on lport whose first
+ * indication ("x" in dir) A blocked, and a 3-byte NBL "abc" (the test's to
+ * free). */
+static owfp_flow *open_for_refusal(uint16_t lport, int dir, struct owfp_stream_result *r,
+                                   NET_BUFFER_LIST **nbl)
+{
+    static uint8_t buf[] = "abc";
+    owfp_flow *f = open_flow(lport);
+    g.a_mode = A_BLOCK;
+    indicate(f, dir, "x", r);
+    *nbl = make_nbl(buf, 3);
+    return f;
+}
+
+/* The refusals left no trace: nothing came out in dir, no completion ran,
+ * also not at close; frees the NBL. */
+static void close_after_refusal(owfp_flow *f, int dir, struct owfp_stream_result *r,
+                                NET_BUFFER_LIST *nbl)
+{
+    poll_flow(f, r);
+    assert_int_equal(r->dir[dir].nspans, 0);
+    owfp_flow_close(f);
+    assert_int_equal(atomic_load(&g.ncompl), 0);
+    free_nbl(nbl);
+}
+
 static void assert_span(const struct owfp_stream_output *o, size_t i, const void *data,
                         size_t len, uint32_t origin)
 {
@@ -449,12 +475,9 @@ static void test_S26_inject_rejects_invalid_arguments_without_completion(void **
 {
     (void)state;
     std_path();
-    owfp_flow *f = open_flow(1000);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, SEND, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1000, SEND, &r, &nbl);
     UINT64 fid = owfp_flow_id(f);
 
     /* completionFn NULL */
@@ -505,12 +528,9 @@ static void test_S26_T21_disconnect_without_its_direction_is_invalid(void **stat
 {
     (void)state;
     std_path();
-    owfp_flow *f = open_flow(1001);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, RECV, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1001, RECV, &r, &nbl);
     /* T21: RECEIVE_DISCONNECT without RECEIVE, with or without data. */
     assert_int_equal(inject(f, g.id_a, FWPS_STREAM_FLAG_RECEIVE_DISCONNECT, NULL, 0),
                      STATUS_FWP_INVALID_PARAMETER);
@@ -569,12 +589,9 @@ static void test_S26_inject_bad_or_non_stream_handle_is_stale(void **state)
 {
     (void)state;
     std_path();
-    owfp_flow *f = open_flow(1003);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, SEND, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1003, SEND, &r, &nbl);
     UINT64 fid = owfp_flow_id(f);
     HANDLE transport = NULL;
     assert_int_equal(
@@ -587,23 +604,16 @@ static void test_S26_inject_bad_or_non_stream_handle_is_stale(void **state)
                                                 nbl, 3, on_complete, NULL),
                          STATUS_FWP_INJECT_HANDLE_STALE);
     assert_int_equal(FwpsInjectionHandleDestroy0(transport), STATUS_SUCCESS);
-    poll_flow(f, &r);
-    assert_int_equal(r.dir[SEND].nspans, 0);
-    owfp_flow_close(f);
-    assert_int_equal(atomic_load(&g.ncompl), 0);
-    free_nbl(nbl);
+    close_after_refusal(f, SEND, &r, nbl);
 }
 
 static void test_S26_inject_with_destroyed_handle_is_closing(void **state)
 {
     (void)state;
     std_path();
-    owfp_flow *f = open_flow(1004);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, SEND, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1004, SEND, &r, &nbl);
     HANDLE h = NULL;
     assert_int_equal(FwpsInjectionHandleCreate0(AF_INET, FWPS_INJECTION_TYPE_STREAM, &h),
                      STATUS_SUCCESS);
@@ -611,23 +621,16 @@ static void test_S26_inject_with_destroyed_handle_is_closing(void **state)
     assert_int_equal(FwpsStreamInjectAsync0(h, NULL, 0, owfp_flow_id(f), g.id_a, STREAM4_ID,
                                             F_SEND, nbl, 3, on_complete, NULL),
                      STATUS_FWP_INJECT_HANDLE_CLOSING);
-    poll_flow(f, &r);
-    assert_int_equal(r.dir[SEND].nspans, 0);
-    owfp_flow_close(f);
-    assert_int_equal(atomic_load(&g.ncompl), 0);
-    free_nbl(nbl);
+    close_after_refusal(f, SEND, &r, nbl);
 }
 
 static void test_S26_inject_into_unknown_or_closed_flow_not_found(void **state)
 {
     (void)state;
     std_path();
-    owfp_flow *f = open_flow(1005);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, SEND, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1005, SEND, &r, &nbl);
     UINT64 fid = owfp_flow_id(f);
     const UINT64 unknown[] = {0, fid ^ ((UINT64)1 << 40), fid + 1000, ~(UINT64)0};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
@@ -672,12 +675,9 @@ static void test_S26_oob_inject_by_callout_not_on_path_invalid_parameter(void **
     UINT32 id_d = 0;
     assert_int_equal(h_register0(&key_d, 0, classify_never, h_notify_ok, NULL, &id_d),
                      STATUS_SUCCESS);
-    owfp_flow *f = open_flow(1006);
     struct owfp_stream_result r;
-    g.a_mode = A_BLOCK;
-    indicate(f, SEND, "x", &r);
-    static uint8_t buf[] = "abc";
-    NET_BUFFER_LIST *nbl = make_nbl(buf, 3);
+    NET_BUFFER_LIST *nbl;
+    owfp_flow *f = open_for_refusal(1006, SEND, &r, &nbl);
     assert_int_equal(inject(f, id_c, F_SEND, nbl, 3), STATUS_INVALID_PARAMETER);
     assert_int_equal(inject(f, id_d, F_SEND, nbl, 3), STATUS_INVALID_PARAMETER);
     assert_int_equal(inject(f, 0xfffe, F_SEND, nbl, 3), STATUS_INVALID_PARAMETER);
