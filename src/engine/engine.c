@@ -11,6 +11,7 @@
 #include "session.h"
 #include "store.h"
 #include "view.h"
+#include "stream/stream.h"
 
 _Atomic(struct owfp_engine *) owfp_the_engine;
 _Thread_local unsigned owfp_notify_depth;
@@ -121,6 +122,7 @@ void owfp_engine_destroy(owfp_engine *e)
     atomic_store(&owfp_the_engine, NULL);
     pthread_mutex_unlock(&create_lock);
     owfp_rcu_reclaim(true);
+    owfp_item_cache_drop();
     free_engine(e);
 }
 

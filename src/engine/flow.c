@@ -168,6 +168,7 @@ void owfp_flow_end(struct owfp_flow *f)
         f->nctx--;
         deliver_delete(e, &c);
     }
+    atomic_store(&f->any_ctx, false);
     pthread_mutex_lock(&t->lock);
     t->free_slots[t->nfree++] = slot;
     pthread_mutex_unlock(&t->lock);
@@ -177,36 +178,44 @@ void owfp_flow_end(struct owfp_flow *f)
 
 void owfp_flow_classify_begin(struct owfp_flow *f)
 {
-    owfp_flow_lock(f);
-    f->classifying++;
-    owfp_flow_unlock(f);
+    atomic_fetch_add(&f->classifying, 1);
 }
 
+/* With the lock held. */
+static void note_contexts(struct owfp_flow *f)
+{
+    bool pending = false;
+    for (uint16_t i = 0; i < f->nctx; i++)
+        pending |= f->ctx[i].pending_delete;
+    atomic_store(&f->pending_deletes, pending);
+    atomic_store(&f->any_ctx, f->nctx > 0);
+}
+
+/* Delivers the flowDeleteFns that waited for the classify to end (spec F6).
+ * The remover publishes pending_deletes before it reads classifying, and
+ * this side drops classifying before it reads pending_deletes, so one of
+ * the two always sees the other. */
 void owfp_flow_classify_end(struct owfp_flow *f)
 {
-    for (;;) {
-        owfp_flow_lock(f);
-        if (f->classifying > 1) {
-            f->classifying--;
-            owfp_flow_unlock(f);
-            return;
-        }
+    atomic_fetch_sub(&f->classifying, 1);
+    while (atomic_load(&f->pending_deletes)) {
         struct owfp_flow_ctx pending;
         bool found = false;
-        for (uint16_t i = 0; i < f->nctx; i++) {
-            if (f->ctx[i].pending_delete) {
-                pending = f->ctx[i];
-                remove_at(f, i);
-                found = true;
-                break;
+        owfp_flow_lock(f);
+        if (atomic_load(&f->classifying) == 0) {
+            for (uint16_t i = 0; i < f->nctx; i++) {
+                if (f->ctx[i].pending_delete) {
+                    pending = f->ctx[i];
+                    remove_at(f, i);
+                    found = true;
+                    break;
+                }
             }
-        }
-        if (!found) {
-            f->classifying--;
-            owfp_flow_unlock(f);
-            return;
+            note_contexts(f);
         }
         owfp_flow_unlock(f);
+        if (!found)
+            return;
         deliver_delete(f->engine, &pending);
     }
 }
@@ -222,8 +231,8 @@ static int find_ctx(const struct owfp_flow *f, uint16_t layer, uint32_t callout_
 
 bool owfp_flow_context(struct owfp_flow *f, uint16_t layer, uint32_t callout_id, uint64_t *ctx)
 {
-    /* nctx is read under the lock too: another thread may be associating or
-     * removing a context of this flow right now (F4, F6). */
+    if (!atomic_load_explicit(&f->any_ctx, memory_order_acquire))
+        return false;
     owfp_flow_lock(f);
     int i = find_ctx(f, layer, callout_id);
     if (i >= 0)
@@ -283,6 +292,7 @@ NTSTATUS FwpsFlowAssociateContext0(UINT64 flowId, UINT16 layerId, UINT32 callout
             st = STATUS_INSUFFICIENT_RESOURCES;
         } else {
             f->ctx[f->nctx++] = (struct owfp_flow_ctx){layerId, false, calloutId, flowContext};
+            note_contexts(f);
             atomic_fetch_add(&c->contexts, 1);
             atomic_fetch_add(&e->flows->contexts, 1);
             st = STATUS_SUCCESS;
@@ -305,13 +315,17 @@ NTSTATUS FwpsFlowRemoveContext0(UINT64 flowId, UINT16 layerId, UINT32 calloutId)
     if (f) {
         owfp_flow_lock(f);
         int i = f->closing ? -1 : find_ctx(f, layerId, calloutId);
-        if (i >= 0 && f->classifying) {
-            f->ctx[i].pending_delete = true;
-            st = STATUS_PENDING;
-        } else if (i >= 0) {
-            removed = f->ctx[i];
-            remove_at(f, (uint16_t)i);
-            st = STATUS_SUCCESS;
+        if (i >= 0) {
+            atomic_store(&f->pending_deletes, true);
+            if (atomic_load(&f->classifying)) {
+                f->ctx[i].pending_delete = true;
+                st = STATUS_PENDING;
+            } else {
+                removed = f->ctx[i];
+                remove_at(f, (uint16_t)i);
+                st = STATUS_SUCCESS;
+            }
+            note_contexts(f);
         }
         owfp_flow_unlock(f);
     }

@@ -33,7 +33,12 @@ struct owfp_flow {
     bool closing;
     _Atomic bool aborted;
     uint16_t nctx, capctx;
-    uint32_t classifying; /* nesting depth of classifies in progress; under lock */
+    /* Classifies in progress, and whether an association waits for them to
+     * end (FwpsFlowRemoveContext0 answered PENDING). Atomics so that a
+     * classify takes the lock only when there is something to do. */
+    _Atomic uint32_t classifying;
+    _Atomic bool pending_deletes;
+    _Atomic bool any_ctx; /* nctx > 0, readable without the lock */
     struct owfp_flow_ctx *ctx; /* points at one_ctx until a second context */
     struct owfp_flow_ctx one_ctx;
     /* What the stream layer's incoming values are built from. */

@@ -180,10 +180,11 @@ static NTSTATUS check_inject_args(UINT32 flags, UINT16 layerId, UINT32 streamFla
     return STATUS_SUCCESS;
 }
 
-/* The stage of `calloutId` in the flow's path, or -1. Under the flow lock. */
+/* The stage of `calloutId` in the flow's path, or -1. Under the flow lock.
+ * Static filters' stages carry callout_id 0, which names no callout (R3). */
 static int stage_of(const struct owfp_stream *s, UINT32 calloutId)
 {
-    for (uint32_t k = 0; k < s->nstages; k++)
+    for (uint32_t k = 0; calloutId && k < s->nstages; k++)
         if (s->stages[k].callout_id == calloutId && !s->stages[k].gone)
             return (int)k;
     return -1;
@@ -195,7 +196,7 @@ static void post(struct owfp_flow *f, struct owfp_inbox_op *op)
     if (s->inbox_tail)
         s->inbox_tail->next = op;
     else
-        s->inbox = op;
+        atomic_store_explicit(&s->inbox, op, memory_order_release);
     s->inbox_tail = op;
 }
 
@@ -388,9 +389,12 @@ NTSTATUS FwpsStreamContinue0(UINT64 flowId, UINT32 calloutId, UINT16 layerId, UI
 /* Owner thread: applies queued work in call order. */
 void owfp_stream_drain_inbox(struct owfp_stream *s)
 {
+    if (!atomic_load_explicit(&s->inbox, memory_order_acquire))
+        return;
     owfp_flow_lock(s->flow);
-    struct owfp_inbox_op *op = s->inbox;
-    s->inbox = s->inbox_tail = NULL;
+    struct owfp_inbox_op *op = atomic_load_explicit(&s->inbox, memory_order_relaxed);
+    atomic_store_explicit(&s->inbox, NULL, memory_order_relaxed);
+    s->inbox_tail = NULL;
     owfp_flow_unlock(s->flow);
     while (op) {
         struct owfp_inbox_op *next = op->next;
@@ -422,8 +426,9 @@ void owfp_stream_drain_inbox(struct owfp_stream *s)
 void owfp_stream_discard_inbox(struct owfp_stream *s)
 {
     owfp_flow_lock(s->flow);
-    struct owfp_inbox_op *op = s->inbox;
-    s->inbox = s->inbox_tail = NULL;
+    struct owfp_inbox_op *op = atomic_load_explicit(&s->inbox, memory_order_relaxed);
+    atomic_store_explicit(&s->inbox, NULL, memory_order_relaxed);
+    s->inbox_tail = NULL;
     owfp_flow_unlock(s->flow);
     while (op) {
         struct owfp_inbox_op *next = op->next;

@@ -1,4 +1,5 @@
 /* Stream items and queues; the one place stream bytes are ever copied. */
+#include <pthread.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -15,11 +16,46 @@ static void release_owned(struct owfp_ref *ref, NTSTATUS status)
     owfp_free(ref);
 }
 
+/* Items come and go once per indication: each thread keeps a few spare
+ * ones instead of going to the allocator every time. */
+#define ITEM_CACHE_MAX 64
+
+struct item_cache {
+    struct owfp_item *head;
+    unsigned count;
+    bool registered; /* freed at thread exit */
+};
+
+static _Thread_local struct item_cache cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void drop_cache(void *arg)
+{
+    struct item_cache *c = arg;
+    while (c->head) {
+        struct owfp_item *next = c->head->next;
+        owfp_free(c->head);
+        c->head = next;
+    }
+    c->count = 0;
+}
+
+static void make_cache_key(void)
+{
+    pthread_key_create(&cache_key, drop_cache);
+}
+
 struct owfp_item *owfp_item_new(void)
 {
-    struct owfp_item *it = owfp_malloc(sizeof(*it));
-    if (it)
-        *it = (struct owfp_item){.skip_rank = OWFP_NO_SKIP};
+    struct owfp_item *it = cache.head;
+    if (it) {
+        cache.head = it->next;
+        cache.count--;
+    } else if (!(it = owfp_malloc(sizeof(*it)))) {
+        return NULL;
+    }
+    *it = (struct owfp_item){.skip_rank = OWFP_NO_SKIP};
     return it;
 }
 
@@ -27,7 +63,23 @@ void owfp_item_free(struct owfp_item *it, NTSTATUS status)
 {
     if (it->ref && --it->ref->refs == 0)
         it->ref->release(it->ref, status);
-    owfp_free(it);
+    if (cache.count >= ITEM_CACHE_MAX) {
+        owfp_free(it);
+        return;
+    }
+    if (!cache.registered) {
+        pthread_once(&cache_once, make_cache_key);
+        pthread_setspecific(cache_key, &cache);
+        cache.registered = true;
+    }
+    it->next = cache.head;
+    cache.head = it;
+    cache.count++;
+}
+
+void owfp_item_cache_drop(void)
+{
+    drop_cache(&cache);
 }
 
 void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it)

@@ -113,15 +113,30 @@ static bool ensure_desc(struct owfp_stream *s, size_t n)
 {
     if (s->ndesc >= n)
         return true;
-    size_t cap = s->ndesc ? s->ndesc : 4;
+    size_t cap = s->ndesc ? s->ndesc : 1;
     while (cap < n)
         cap *= 2;
     struct owfp_desc *d = owfp_realloc(s->desc, cap * sizeof(*d));
     if (!d)
         return false;
+    memset(d + s->ndesc, 0, (cap - s->ndesc) * sizeof(*d));
     s->desc = d;
     s->ndesc = cap;
     return true;
+}
+
+/* Points descriptor x at [data, data + len): the fields a callout reads to
+ * find the bytes. The rest were zeroed when the array grew. */
+static void desc_set(struct owfp_desc *x, const uint8_t *data, size_t len)
+{
+    owfp_mdl_init_borrowed(&x->mdl, data, (ULONG)len);
+    x->nb.Next = NULL;
+    x->nb.MdlChain = x->nb.CurrentMdl = &x->mdl;
+    x->nb.CurrentMdlOffset = 0;
+    x->nb.DataOffset = 0;
+    x->nb.stDataLength = len;
+    x->nbl.Next = NULL;
+    x->nbl.FirstNetBuffer = &x->nb;
 }
 
 static uint32_t modifier_flags(int d, uint32_t modifiers)
@@ -151,18 +166,13 @@ static bool describe(struct owfp_stream *s, const struct owfp_stage *st, int d,
     uint32_t base = d == OWFP_STREAM_RECEIVE ? FWPS_STREAM_FLAG_RECEIVE : FWPS_STREAM_FLAG_SEND;
     uint32_t flags = base | extra_flags;
     struct owfp_item *it = st->d[d].q.head;
-    if (!b->nitems) { /* an ABORT indication: an empty chain */
-        owfp_mdl_init_borrowed(&s->desc[0].mdl, NULL, 0);
-        owfp_nb_init(&s->desc[0].nb, &s->desc[0].mdl, 0, 0);
-        owfp_nbl_init(&s->desc[0].nbl, &s->desc[0].nb);
-    }
+    if (!b->nitems) /* an ABORT indication: an empty chain */
+        desc_set(&s->desc[0], NULL, 0);
     for (uint32_t i = 0; i < b->nitems; it = it->next) {
         if (!b->fin && !shown(st, it))
             continue;
         struct owfp_desc *x = &s->desc[i++];
-        owfp_mdl_init_borrowed(&x->mdl, it->data, (ULONG)it->len);
-        owfp_nb_init(&x->nb, &x->mdl, 0, it->len);
-        owfp_nbl_init(&x->nbl, &x->nb);
+        desc_set(x, it->data, it->len);
         if (x != s->desc)
             x[-1].nbl.Next = &x->nbl;
         flags |= modifier_flags(d, it->modifiers);
@@ -230,16 +240,13 @@ static bool classify(struct owfp_stream *s, uint32_t k, int d, const struct batc
         .missedBytes = st->d[d].missed, /* spec S6, S7 */
     };
     st->d[d].missed = 0;
-    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
-    FWP_BYTE_ARRAY16 l6, r6;
-    owfp_stream_fixed_values(f, values, &l6, &r6);
-    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, values};
-    FWPS_INCOMING_METADATA_VALUES0 meta;
-    memset(&meta, 0, sizeof(meta));
+    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, s->values};
+    /* Only the fields whose bits are set are meaningful; the rest stay zero
+     * from the thread's first classify. */
+    static _Thread_local FWPS_INCOMING_METADATA_VALUES0 meta;
     meta.currentMetadataValues = FWPS_METADATA_FIELD_FLOW_HANDLE |
                                  FWPS_METADATA_FIELD_COMPARTMENT_ID;
-    if (st->mid_stream)
-        meta.flags |= FWPS_INCOMING_FLAG_MID_STREAM_INSPECTION;
+    meta.flags = st->mid_stream ? FWPS_INCOMING_FLAG_MID_STREAM_INSPECTION : 0;
     meta.flowHandle = f->id;
     meta.compartmentId = f->compartment_id;
     FWPS_CLASSIFY_OUT0 out = {
@@ -262,6 +269,8 @@ static bool classify(struct owfp_stream *s, uint32_t k, int d, const struct batc
     /* Spec S28: injected data stands where the callout is, before whatever
      * the answer lets through. */
     for (int id = 0; id < 2; id++) {
+        if (!call.injected[id].head)
+            continue;
         for (struct owfp_item *it = call.injected[id].head; it; it = it->next)
             it->skip_rank = st->rank;
         owfp_queue_append(next_queue(s, k, id), &call.injected[id]);
@@ -416,22 +425,29 @@ static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
  * continue to its worker from inside the deferring classify. */
 static bool step(struct owfp_stream *s, uint32_t k, int d)
 {
+    const struct owfp_stage_dir *sd = &s->stages[k].d[d];
+    if (!sd->q.head || sd->deferred)
+        return false;
     atomic_store_explicit(&s->busy_stage, k + 1, memory_order_release);
     bool moved = step_stage(s, k, d);
     atomic_store_explicit(&s->busy_stage, 0, memory_order_release);
     return moved;
 }
 
+/* Passes over both directions until nothing moves: a stage may become able
+ * to move again after later work (the other direction's stage let go, a
+ * FIN or NEED_MORE_DATA threshold reached through another route). An idle
+ * pass only looks at each queue's head. */
 void owfp_stream_run(struct owfp_stream *s)
 {
-    bool moved = true;
-    while (moved && !s->dropped) {
+    bool moved;
+    do {
         moved = false;
-        for (int d = 0; d < 2; d++)
+        for (int d = 0; d < 2 && !s->dropped; d++)
             for (uint32_t k = 0; k < s->nstages; k++)
                 while (step(s, k, d))
                     moved = true;
-    }
+    } while (moved && !s->dropped);
 }
 
 void owfp_stream_drop(struct owfp_stream *s)

@@ -13,6 +13,7 @@ struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
     if (!s)
         return NULL;
     s->flow = f;
+    owfp_stream_fixed_values(f, s->values, &s->local6, &s->remote6);
     /* Other threads look at f->stream (injection, continue) under the lock. */
     owfp_flow_lock(f);
     f->stream = s;
@@ -124,14 +125,26 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
 {
     NTSTATUS status = STATUS_SUCCESS;
     owfp_stream_run(s);
-    /* Whatever stays inside must outlive the caller's buffer. */
-    for (uint32_t k = 0; k < s->nstages && !s->dropped; k++)
-        for (int d = 0; d < 2; d++)
-            if (!owfp_queue_own(&s->stages[k].d[d].q)) {
+    for (int d = 0; d < 2; d++) {
+        struct owfp_stream_output *ro = &r->dir[d];
+        ro->state = 0;
+        ro->held_bytes = 0;
+        for (uint32_t k = 0; k < s->nstages; k++) {
+            struct owfp_stage_dir *sd = &s->stages[k].d[d];
+            if (sd->deferred)
+                ro->state |= OWFP_DIR_DEFERRED;
+            if (!sd->q.head)
+                continue;
+            /* Whatever stays inside must outlive the caller's buffer. */
+            if (!s->dropped && !owfp_queue_own(&sd->q)) {
                 owfp_stream_drop(s);
                 status = STATUS_INSUFFICIENT_RESOURCES;
+                continue;
             }
-    memset(r, 0, sizeof(*r));
+            ro->state |= OWFP_DIR_HELD;
+            ro->held_bytes += sd->q.bytes;
+        }
+    }
     for (int d = 0; d < 2; d++) {
         struct owfp_out *o = &s->out[d];
         if (!fill_spans(o)) {
@@ -140,21 +153,17 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
             o->nspans = 0;
         }
         struct owfp_stream_output *ro = &r->dir[d];
+        if (s->dropped) { /* a drop above emptied the stages */
+            ro->state &= ~(uint32_t)(OWFP_DIR_HELD | OWFP_DIR_DEFERRED);
+            ro->held_bytes = 0;
+        }
         ro->spans = o->spans;
         ro->nspans = o->nspans;
         ro->bytes = o->q.bytes;
-        ro->held_bytes = held_bytes(s, d);
-        for (uint32_t k = 0; k < s->nstages; k++) {
-            const struct owfp_stage_dir *sd = &s->stages[k].d[d];
-            if (sd->deferred)
-                ro->state |= OWFP_DIR_DEFERRED;
-            if (sd->q.head)
-                ro->state |= OWFP_DIR_HELD;
-        }
         ro->state |= (o->fin ? OWFP_DIR_FIN : 0) | (o->closed ? OWFP_DIR_CLOSED : 0);
         owfp_queue_append(&s->delivered, &o->q);
     }
-    if (!s->dropped && offloadable(s))
+    if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && offloadable(s))
         s->flow_state |= OWFP_FLOW_OFFLOADABLE;
     r->flow_state = s->flow_state;
     owfp_rcu_read_unlock();

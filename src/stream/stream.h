@@ -107,12 +107,20 @@ struct owfp_stream {
     uint32_t flow_state;         /* OWFP_FLOW_* */
     bool dropped;
 
-    struct owfp_inbox_op *inbox, *inbox_tail; /* under the flow lock */
+    /* Under the flow lock; the head is also read without it to skip the
+     * lock when nothing was queued. */
+    _Atomic(struct owfp_inbox_op *) inbox;
+    struct owfp_inbox_op *inbox_tail;
     _Atomic uint32_t busy_stage;               /* stage index + 1 being stepped, or 0 */
     owfp_wakeup_fn wake;
     void *wake_arg;
 
-    /* Descriptors shown to callouts, rebuilt for every classify. */
+    /* The stream layer's incoming values for this flow: they never change. */
+    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
+    FWP_BYTE_ARRAY16 local6, remote6;
+
+    /* Descriptors shown to callouts; zeroed once, the fields that describe
+     * the data are set for every classify. */
     struct owfp_desc *desc;
     size_t ndesc;
 };
@@ -137,6 +145,8 @@ extern _Thread_local struct owfp_stream_call *owfp_stream_current;
 /* items.c */
 struct owfp_item *owfp_item_new(void);
 void owfp_item_free(struct owfp_item *it, NTSTATUS status);
+/* Frees the calling thread's spare items (at engine teardown). */
+void owfp_item_cache_drop(void);
 void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it);
 struct owfp_item *owfp_queue_pop(struct owfp_queue *q);
 void owfp_queue_append(struct owfp_queue *dst, struct owfp_queue *src);
