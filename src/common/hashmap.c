@@ -2,8 +2,6 @@
 
 #include "alloc.h"
 
-static char tomb_marker;
-#define TOMB ((void *)&tomb_marker)
 
 uint64_t owfp_hash_u64(uint64_t x)
 {
@@ -33,7 +31,7 @@ void *owfp_hmap_find(const struct owfp_hmap *m, uint64_t hash, owfp_hmap_eq eq, 
         struct owfp_hmap_slot *s = &m->slots[i];
         if (!s->value)
             return NULL;
-        if (s->value != TOMB && s->hash == hash && eq(s->value, arg))
+        if (s->hash == hash && eq(s->value, arg))
             return s->value;
     }
 }
@@ -45,7 +43,7 @@ static bool rehash(struct owfp_hmap *m, size_t capacity)
         return false;
     for (size_t i = 0; i < m->capacity; i++) {
         struct owfp_hmap_slot *s = &m->slots[i];
-        if (!s->value || s->value == TOMB)
+        if (!s->value)
             continue;
         size_t j = s->hash & (capacity - 1);
         while (slots[j].value)
@@ -55,13 +53,12 @@ static bool rehash(struct owfp_hmap *m, size_t capacity)
     owfp_free(m->slots);
     m->slots = slots;
     m->capacity = capacity;
-    m->tombs = 0;
     return true;
 }
 
 bool owfp_hmap_reserve(struct owfp_hmap *m, size_t extra)
 {
-    size_t need = m->count + m->tombs + extra;
+    size_t need = m->count + extra;
     if (need * 4 < m->capacity * 3)
         return true;
     size_t cap = m->capacity ? m->capacity : 16;
@@ -76,10 +73,8 @@ bool owfp_hmap_insert(struct owfp_hmap *m, uint64_t hash, void *value)
         return false;
     size_t mask = m->capacity - 1;
     size_t i = hash & mask;
-    while (m->slots[i].value && m->slots[i].value != TOMB)
+    while (m->slots[i].value)
         i = (i + 1) & mask;
-    if (m->slots[i].value == TOMB)
-        m->tombs--;
     m->slots[i] = (struct owfp_hmap_slot){hash, value};
     m->count++;
     return true;
@@ -120,6 +115,5 @@ void owfp_hmap_free(struct owfp_hmap *m)
 
 void *owfp_hmap_at(const struct owfp_hmap *m, size_t i)
 {
-    void *v = m->slots[i].value;
-    return v == TOMB ? NULL : v;
+    return m->slots[i].value;
 }

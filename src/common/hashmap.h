@@ -11,14 +11,13 @@
 
 struct owfp_hmap_slot {
     uint64_t hash;
-    void *value; /* NULL = empty, OWFP_HMAP_TOMB = deleted */
+    void *value; /* NULL = empty */
 };
 
 struct owfp_hmap {
     struct owfp_hmap_slot *slots;
     size_t capacity; /* power of two */
     size_t count;
-    size_t tombs;
 };
 
 typedef bool (*owfp_hmap_eq)(const void *value, const void *arg);
