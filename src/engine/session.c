@@ -373,6 +373,16 @@ NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
 void owfp_sessions_close_all(struct owfp_engine *e)
 {
     pthread_mutex_lock(&e->mu);
+    /* Every open transaction ends first: closing a dynamic session waits for
+     * the transaction lock, and no thread is left to end another session's
+     * transaction (found by fuzz/fuzz_mgmt.c). */
+    for (struct owfp_session *s = e->sessions; s; s = s->next) {
+        if (s->in_txn) {
+            if (!s->txn_read_only)
+                abort_journal(e);
+            release_txn(e, s);
+        }
+    }
     while (e->sessions) {
         e->sessions->txn_timeout_ms = INFINITE;
         close_session_locked(e, e->sessions, true);
