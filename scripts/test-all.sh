@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds openwfp three ways and runs every test: plain (with -Werror), under
-# ASan+UBSan+LSan, and the concurrency tests under ThreadSanitizer.
+# ASan+UBSan+LSan, and the concurrency tests under ThreadSanitizer; then
+# runs each fuzz target for a minute (fuzz/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -25,5 +26,10 @@ CC=clang setup build-tsan -Dwerror=true -Dtests=enabled -Dtsan_tests=true \
     -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug
 run meson compile -C build-tsan
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run meson test -C build-tsan --print-errorlogs
+
+# The libFuzzer targets (fuzz/, docs/RELIABILITY.md), 60 s each from the
+# committed seeds: about 2.5 minutes with the build.
+rm -rf build-fuzz
+run fuzz/run.sh 60
 
 echo "openwfp: all test runs passed"

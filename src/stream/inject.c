@@ -190,6 +190,19 @@ static int stage_of(const struct owfp_stream *s, UINT32 calloutId)
     return -1;
 }
 
+/* A stage where `calloutId` deferred direction `dir` (or is deciding right
+ * now), or -1. A callout with several filters on the path may have deferred
+ * at any of them (found by fuzz/fuzz_stream.c). Under the flow lock. */
+static int deferred_stage_of(struct owfp_stream *s, UINT32 calloutId, int dir)
+{
+    uint32_t busy = atomic_load_explicit(&s->busy_stage, memory_order_acquire);
+    for (uint32_t k = 0; calloutId && k < s->nstages; k++)
+        if (s->stages[k].callout_id == calloutId && !s->stages[k].gone &&
+            (s->stages[k].d[dir].deferred || busy == k + 1))
+            return (int)k;
+    return -1;
+}
+
 static void post(struct owfp_flow *f, struct owfp_inbox_op *op)
 {
     struct owfp_stream *s = f->stream;
@@ -363,13 +376,10 @@ NTSTATUS FwpsStreamContinue0(UINT64 flowId, UINT32 calloutId, UINT16 layerId, UI
         st = STATUS_NOT_FOUND;
     } else {
         owfp_flow_lock(f);
-        int k = f->stream && !f->closing ? stage_of(f->stream, calloutId) : -1;
+        int k = f->stream && !f->closing ? deferred_stage_of(f->stream, calloutId, dir) : -1;
         if (f->closing) {
             st = STATUS_NOT_FOUND; /* being closed: as good as gone (as for injection) */
-        } else if (k < 0 ||
-                   (!f->stream->stages[k].d[dir].deferred &&
-                    atomic_load_explicit(&f->stream->busy_stage, memory_order_acquire) !=
-                        (uint32_t)k + 1)) {
+        } else if (k < 0) {
             st = STATUS_INVALID_PARAMETER; /* nothing deferred to continue */
         } else {
             *op = (struct owfp_inbox_op){NULL, OWFP_INBOX_CONTINUE, (uint8_t)dir, calloutId, NULL};
@@ -400,11 +410,12 @@ void owfp_stream_drain_inbox(struct owfp_stream *s)
         struct owfp_inbox_op *next = op->next;
         int k = stage_of(s, op->callout_id);
         if (op->kind == OWFP_INBOX_CONTINUE) {
-            if (k >= 0) {
-                owfp_flow_lock(s->flow);
-                s->stages[k].d[op->dir].deferred = false;
-                owfp_flow_unlock(s->flow);
-            }
+            /* Wherever the callout deferred that direction, it resumes. */
+            owfp_flow_lock(s->flow);
+            for (uint32_t j = 0; j < s->nstages; j++)
+                if (s->stages[j].callout_id == op->callout_id)
+                    s->stages[j].d[op->dir].deferred = false;
+            owfp_flow_unlock(s->flow);
         } else if (k < 0 || s->dropped) {
             free_items(op->items, STATUS_CANCELLED);
         } else {

@@ -336,6 +336,15 @@ static void set_deferred(struct owfp_stream *s, struct owfp_stage_dir *sd, bool 
     owfp_flow_unlock(s->flow);
 }
 
+/* Data the engine already took cannot be kept or passed on: the flow is
+ * dropped, and the data plane's call answers STATUS_INSUFFICIENT_RESOURCES
+ * (found by tests/test_stream_alloc_failure.c). */
+static void drop_nomem(struct owfp_stream *s)
+{
+    s->nomem = true;
+    owfp_stream_drop(s);
+}
+
 /* One step of stage k in direction d; false when it cannot move. */
 static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
 {
@@ -365,7 +374,7 @@ static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
                          (limit ? FWPS_CLASSIFY_OUT_FLAG_BUFFER_LIMIT_REACHED : 0);
     struct answer a;
     if (!classify(s, k, d, &b, out_flags, 0, &a)) {
-        owfp_stream_drop(s);
+        drop_nomem(s);
         return false;
     }
     switch (a.action) {
@@ -378,7 +387,7 @@ static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
         }
         sd->batch_left = a.enforced < b.len ? b.len - a.enforced : 0; /* spec S16 */
         if (!route_bytes(s, k, d, a.enforced, a.route))
-            owfp_stream_drop(s);
+            drop_nomem(s);
         return true;
     case FWPS_STREAM_ACTION_NEED_MORE_DATA:
         if (out_flags || b.fin) {
@@ -405,14 +414,23 @@ static bool step_stage(struct owfp_stream *s, uint32_t k, int d)
         if (b.fin)
             route_item(s, k, d, owfp_queue_pop(&sd->q), R_PERMIT);
         else if (!route_bytes(s, k, d, b.len, R_PERMIT))
-            owfp_stream_drop(s);
-        owfp_flow_lock(s->flow); /* injecting threads read it (stage_of) */
-        st->gone = true;
-        owfp_flow_unlock(s->flow);
-        st->d[0].waiting = st->d[1].waiting = false;
-        /* What it deferred in the other direction passes on too: nothing
-         * can continue a callout that left the flow. */
-        set_deferred(s, &st->d[d ^ 1], false);
+            drop_nomem(s);
+        /* It is done at every filter that names it (a callout may have
+         * several on the path: found by fuzz/fuzz_stream.c). What those
+         * stages hold or deferred passes on too: nothing can continue a
+         * callout that left the flow. */
+        for (uint32_t j = 0; j < s->nstages; j++) {
+            struct owfp_stage *o = &s->stages[j];
+            if (o->callout_id != st->callout_id)
+                continue;
+            owfp_flow_lock(s->flow); /* injecting threads read it (stage_of) */
+            o->gone = true;
+            owfp_flow_unlock(s->flow);
+            o->allowed_offload = st->allowed_offload;
+            o->d[0].waiting = o->d[1].waiting = false;
+            set_deferred(s, &o->d[0], false);
+            set_deferred(s, &o->d[1], false);
+        }
         return true;
     default:
         owfp_stream_drop(s);
@@ -476,8 +494,10 @@ void owfp_stream_abort_path(struct owfp_stream *s, int d)
         if (st->gone || !st->callout_id)
             continue;
         struct answer a;
-        if (!classify(s, k, d, &b, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA, abort_flag, &a))
+        if (!classify(s, k, d, &b, FWPS_CLASSIFY_OUT_FLAG_NO_MORE_DATA, abort_flag, &a)) {
+            s->nomem = true; /* the later callouts miss the ABORT indication */
             break;
+        }
     }
     owfp_stream_drop(s);
 }

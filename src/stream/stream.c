@@ -125,6 +125,10 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
 {
     NTSTATUS status = STATUS_SUCCESS;
     owfp_stream_run(s);
+    if (s->nomem) {
+        s->nomem = false;
+        status = STATUS_INSUFFICIENT_RESOURCES;
+    }
     for (int d = 0; d < 2; d++) {
         struct owfp_stream_output *ro = &r->dir[d];
         ro->state = 0;
@@ -145,17 +149,21 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
             ro->held_bytes += sd->q.bytes;
         }
     }
+    /* Both directions' spans first: a drop for either discards both
+     * (found by fuzz/fuzz_stream.c). */
     for (int d = 0; d < 2; d++) {
-        struct owfp_out *o = &s->out[d];
-        if (!fill_spans(o)) {
+        if (!fill_spans(&s->out[d])) {
             owfp_stream_drop(s);
             status = STATUS_INSUFFICIENT_RESOURCES;
-            o->nspans = 0;
         }
+    }
+    for (int d = 0; d < 2; d++) {
+        struct owfp_out *o = &s->out[d];
         struct owfp_stream_output *ro = &r->dir[d];
-        if (s->dropped) { /* a drop above emptied the stages */
+        if (s->dropped) { /* a drop above emptied the stages and the output */
             ro->state &= ~(uint32_t)(OWFP_DIR_HELD | OWFP_DIR_DEFERRED);
             ro->held_bytes = 0;
+            o->nspans = 0;
         }
         ro->spans = o->spans;
         ro->nspans = o->nspans;
@@ -217,14 +225,17 @@ owfp_status owfp_stream_fin(owfp_flow *flow, enum owfp_stream_direction dir,
     if (s->out[dir].closed) {
         st = STATUS_INVALID_DEVICE_STATE;
     } else {
-        s->out[dir].closed = true;
         struct owfp_item *it = s->dropped ? NULL : owfp_item_new();
         if (it) {
             it->kind = OWFP_ITEM_FIN;
             owfp_queue_push(entry_queue(s, dir), it);
         } else if (!s->dropped) {
+            /* Not taken: the direction stays open so the FIN can be sent
+             * again (found by fuzz/fuzz_stream.c). */
             st = STATUS_INSUFFICIENT_RESOURCES;
         }
+        if (it || s->dropped)
+            s->out[dir].closed = true;
     }
     NTSTATUS fst = finish(s, result);
     return NT_SUCCESS(st) ? fst : st;

@@ -106,6 +106,7 @@ struct owfp_stream {
     struct owfp_queue delivered; /* spans of the previous call: released at the next */
     uint32_t flow_state;         /* OWFP_FLOW_* */
     bool dropped;
+    bool nomem; /* a drop this call was for lack of memory: report it */
 
     /* Under the flow lock; the head is also read without it to skip the
      * lock when nothing was queued. */
