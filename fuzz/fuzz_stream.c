@@ -1354,10 +1354,15 @@ static void op_fin(int fi, int d)
     g.owner_call = false;
     CHECK_EQ_STATUS(st, fl->closed[d] ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
     /* A FIN that could not be taken leaves the direction open (the data
-     * plane sends it again); one taken and then lost drops the flow. */
-    if (st != STATUS_INSUFFICIENT_RESOURCES ||
-        (r.flow_state != RESULT_UNTOUCHED && (r.flow_state & OWFP_FLOW_DROPPED)))
+     * plane sends it again); one taken and then lost drops the flow (which
+     * may also happen to one not taken, for another allocation). */
+    if (st != STATUS_INSUFFICIENT_RESOURCES) {
         fl->closed[d] = true;
+    } else if (r.flow_state != RESULT_UNTOUCHED) {
+        if (!(r.flow_state & OWFP_FLOW_DROPPED))
+            CHECK(!(r.dir[d].state & OWFP_DIR_CLOSED));
+        fl->closed[d] = r.dir[d].state & OWFP_DIR_CLOSED;
+    }
     after_call(fi, st, &r, 0);
 }
 
