@@ -88,21 +88,7 @@ static void parse(int argc, char **argv, struct opts *o)
             o->mixes = !strcmp(v, "mixed") ? 1 : !strcmp(v, "indexable") ? 2 : 3;
             i++;
         } else if (!strcmp(a, "--sizes")) {
-            if (!v) {
-                fprintf(stderr, "bench_classify: --sizes needs a value\n");
-                exit(2);
-            }
-            char buf[256];
-            snprintf(buf, sizeof(buf), "%s", v);
-            o->nsizes = 0;
-            for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (o->nsizes == MAX_SIZES) {
-                    fprintf(stderr, "bench_classify: at most %d sizes\n", MAX_SIZES);
-                    exit(2);
-                }
-                o->sizes[o->nsizes++] = (uint32_t)b_parse_u64(a, t);
-            }
-            i++;
+            o->nsizes = b_parse_list(a, v, o->sizes, MAX_SIZES, 0, UINT32_MAX), i++;
         } else {
             fprintf(stderr, "bench_classify: unknown option %s\n", a);
             usage(stderr);

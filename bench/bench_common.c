@@ -132,6 +132,28 @@ uint64_t b_parse_u64(const char *opt, const char *value)
     return v;
 }
 
+uint32_t b_parse_list(const char *opt, const char *value, uint32_t *out, uint32_t max,
+                      uint64_t lo, uint64_t hi)
+{
+    if (!value || !*value) {
+        fprintf(stderr, "bench: %s needs a value\n", opt);
+        exit(2);
+    }
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", value);
+    uint32_t n = 0;
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        uint64_t v = b_parse_u64(opt, t);
+        if (n == max || v < lo || v > hi) {
+            fprintf(stderr, "bench: %s takes at most %" PRIu32 " values in %" PRIu64 "..%" PRIu64 "\n",
+                    opt, max, lo, hi);
+            exit(2);
+        }
+        out[n++] = (uint32_t)v;
+    }
+    return n;
+}
+
 uint64_t b_heap_bytes(void)
 {
     struct mallinfo2 mi = mallinfo2();

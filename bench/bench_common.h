@@ -49,6 +49,10 @@ void b_check(const char *what, NTSTATUS status);
 
 /* Parses an unsigned decimal option value or exits with a message. */
 uint64_t b_parse_u64(const char *opt, const char *value);
+/* Parses a comma-separated list of at most `max` values in [lo, hi] into
+ * `out` and returns how many there were, or exits with a message. */
+uint32_t b_parse_list(const char *opt, const char *value, uint32_t *out, uint32_t max,
+                      uint64_t lo, uint64_t hi);
 
 /* Bytes the C allocator has handed out (mallinfo2 uordblks + hblkhd) and
  * the resident set size (/proc/self/statm). */

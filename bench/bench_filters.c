@@ -55,29 +55,6 @@ static void usage(FILE *to)
                 "(printed below them), which shows the per-call view rebuild.\n");
 }
 
-static uint32_t parse_list(const char *opt, const char *v, uint32_t *out)
-{
-    if (!v) {
-        fprintf(stderr, "bench_filters: %s needs a value\n", opt);
-        exit(2);
-    }
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", v);
-    uint32_t n = 0;
-    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n == MAX_SIZES) {
-            fprintf(stderr, "bench_filters: at most %d sizes\n", MAX_SIZES);
-            exit(2);
-        }
-        out[n++] = (uint32_t)b_parse_u64(opt, t);
-        if (!out[n - 1]) {
-            fprintf(stderr, "bench_filters: sizes must be > 0\n");
-            exit(2);
-        }
-    }
-    return n;
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.seed = 1,
@@ -106,9 +83,9 @@ static void parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--callout-every")) {
             o->callout_every = (uint32_t)b_parse_u64(a, v), i++;
         } else if (!strcmp(a, "--txn-sizes")) {
-            o->ntxn = parse_list(a, v, o->txn), i++;
+            o->ntxn = b_parse_list(a, v, o->txn, MAX_SIZES, 1, UINT32_MAX), i++;
         } else if (!strcmp(a, "--implicit-sizes")) {
-            o->nimplicit = parse_list(a, v, o->implicit), i++;
+            o->nimplicit = b_parse_list(a, v, o->implicit, MAX_SIZES, 1, UINT32_MAX), i++;
         } else if (!strcmp(a, "--mix")) {
             if (!v || (strcmp(v, "mixed") && strcmp(v, "indexable"))) {
                 fprintf(stderr, "bench_filters: --mix takes mixed or indexable\n");

@@ -158,30 +158,6 @@ static void usage(FILE *to)
             "a probe callout, and the NEED_MORE_DATA accumulation table (see the source).\n");
 }
 
-static uint32_t parse_list(const char *opt, const char *v, uint32_t *out, bool zero_ok)
-{
-    if (!v) {
-        fprintf(stderr, "bench_stream: %s needs a value\n", opt);
-        exit(2);
-    }
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", v);
-    uint32_t n = 0;
-    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n == MAX_LIST) {
-            fprintf(stderr, "bench_stream: at most %d values for %s\n", MAX_LIST, opt);
-            exit(2);
-        }
-        uint64_t x = b_parse_u64(opt, t);
-        if ((!x && !zero_ok) || x > UINT32_MAX) {
-            fprintf(stderr, "bench_stream: %s: bad value %s\n", opt, t);
-            exit(2);
-        }
-        out[n++] = (uint32_t)x;
-    }
-    return n;
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.seed = 1,
@@ -214,11 +190,11 @@ static void parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--segment")) {
             o->segment = (uint32_t)b_parse_u64(a, v), i++;
         } else if (!strcmp(a, "--sizes")) {
-            o->nsizes = parse_list(a, v, o->sizes, false), i++;
+            o->nsizes = b_parse_list(a, v, o->sizes, MAX_LIST, 1, UINT32_MAX), i++;
         } else if (!strcmp(a, "--stacks")) {
-            o->nstacks = parse_list(a, v, o->stacks, true), i++;
+            o->nstacks = b_parse_list(a, v, o->stacks, MAX_LIST, 0, UINT32_MAX), i++;
         } else if (!strcmp(a, "--hold")) {
-            o->nholds = parse_list(a, v, o->holds, false), i++;
+            o->nholds = b_parse_list(a, v, o->holds, MAX_LIST, 1, UINT32_MAX), i++;
         } else if (!strcmp(a, "--parts")) {
             if (!v) {
                 fprintf(stderr, "bench_stream: --parts needs a value\n");

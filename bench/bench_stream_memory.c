@@ -70,26 +70,7 @@ static void parse(int argc, char **argv, struct opts *o)
         } else if (!strcmp(a, "--runs")) {
             o->runs = (uint32_t)b_parse_u64(a, v), i++;
         } else if (!strcmp(a, "--counts")) {
-            if (!v) {
-                fprintf(stderr, "bench_stream_memory: --counts needs a value\n");
-                exit(2);
-            }
-            char buf[256];
-            snprintf(buf, sizeof(buf), "%s", v);
-            o->ncounts = 0;
-            for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (o->ncounts == MAX_COUNTS) {
-                    fprintf(stderr, "bench_stream_memory: at most %d counts\n", MAX_COUNTS);
-                    exit(2);
-                }
-                uint64_t c = b_parse_u64(a, t);
-                if (!c || c > 10000000) {
-                    fprintf(stderr, "bench_stream_memory: counts must be 1..10000000\n");
-                    exit(2);
-                }
-                o->counts[o->ncounts++] = (uint32_t)c;
-            }
-            i++;
+            o->ncounts = b_parse_list(a, v, o->counts, MAX_COUNTS, 1, 10000000), i++;
         } else {
             fprintf(stderr, "bench_stream_memory: unknown option %s\n", a);
             usage(stderr);
