@@ -381,6 +381,40 @@ static void test_S7_missed_bytes_count_bytes_permitted_past_in_the_sublayer(void
     done();
 }
 
+static void test_S7_gap_from_the_data_plane_is_reported_as_missed_bytes(void **state)
+{
+    (void)state;
+    reset();
+    sublayers();
+    reg(0, 0);
+    reg(1, 0);
+    sf(0, &g_hi, FWP_ACTION_CALLOUT_INSPECTION, 1);
+    sf(1, &g_lo, FWP_ACTION_CALLOUT_INSPECTION, 1);
+    g.co[0].dflt = g.co[1].dflt = ANS(FWP_ACTION_CONTINUE);
+    owfp_flow *f = open4();
+    ind(f, RECV, "abc");
+    assert_int_equal(owfp_stream_gap(f, RECV, 7, &g.res), STATUS_SUCCESS);
+    take(&g.res);
+    assert_int_equal(owfp_stream_gap(f, RECV, 0, &g.res), STATUS_INVALID_PARAMETER);
+    ind(f, SEND, "xy"); /* the other direction lost nothing */
+    ind(f, RECV, "def");
+    ind(f, RECV, "gh");
+    for (int k = 0; k < 2; k++) {
+        const struct co *c = &g.co[k];
+        assert_int_equal(c->n, 4);
+        assert_int_equal(c->rec[0].missed, 0);
+        assert_int_equal(c->rec[1].missed, 0);
+        assert_rec(&c->rec[2], "def");
+        assert_int_equal(c->rec[2].missed, 7);
+        assert_int_equal(c->rec[3].missed, 0);
+    }
+    assert_out(RECV, "abcdefgh");
+    fin(f, RECV);
+    assert_int_equal(owfp_stream_gap(f, RECV, 1, &g.res), STATUS_INVALID_DEVICE_STATE);
+    owfp_flow_close(f);
+    done();
+}
+
 static void test_S8_fin_is_a_separate_zero_length_disconnect_indication(void **state)
 {
     (void)state;
@@ -1423,6 +1457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_S6_out_fields_are_reset_on_every_call, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_blocked_above_per_direction, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_permitted_past_in_the_sublayer, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_S7_gap_from_the_data_plane_is_reported_as_missed_bytes, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_fin_is_a_separate_zero_length_disconnect_indication, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_no_more_data_on_the_data_right_before_fin, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S8_blocked_fin_is_pended_until_injected, h_setup, h_teardown),

@@ -174,6 +174,12 @@ owfp_status owfp_stream_fin(owfp_flow *flow, enum owfp_stream_direction dir,
  * indication, held data is discarded and the flow is done. */
 owfp_status owfp_stream_abort(owfp_flow *flow, enum owfp_stream_direction dir,
                               struct owfp_stream_result *result);
+/* `len` bytes of the direction are lost for good (a hole in a capture):
+ * they are never indicated. Every stream callout of the direction gets them
+ * added to `missedBytes` of its next indication (spec S7; docs/semantics.md,
+ * "Gaps"). The gap sits before any byte not yet shown to that callout. */
+owfp_status owfp_stream_gap(owfp_flow *flow, enum owfp_stream_direction dir, uint64_t len,
+                            struct owfp_stream_result *result);
 /* Collects what other threads caused (out-of-band injection,
  * FwpsStreamContinue0) since the last call. */
 owfp_status owfp_stream_poll(owfp_flow *flow, struct owfp_stream_result *result);

@@ -256,6 +256,24 @@ owfp_status owfp_stream_abort(owfp_flow *flow, enum owfp_stream_direction dir,
     return finish(s, result);
 }
 
+owfp_status owfp_stream_gap(owfp_flow *flow, enum owfp_stream_direction dir, uint64_t len,
+                            struct owfp_stream_result *result)
+{
+    if ((dir != OWFP_STREAM_SEND && dir != OWFP_STREAM_RECEIVE) || !len || !result)
+        return STATUS_INVALID_PARAMETER;
+    struct owfp_stream *s;
+    NTSTATUS st = begin(flow, &s);
+    if (!NT_SUCCESS(st))
+        return st;
+    if (s->out[dir].closed)
+        st = STATUS_INVALID_DEVICE_STATE;
+    else
+        for (uint32_t k = 0; k < s->nstages; k++)
+            s->stages[k].d[dir].missed += len;
+    NTSTATUS fst = finish(s, result);
+    return NT_SUCCESS(st) ? fst : st;
+}
+
 owfp_status owfp_stream_poll(owfp_flow *flow, struct owfp_stream_result *result)
 {
     if (!result)
