@@ -20,4 +20,4 @@ owfp_ensure_packages() {
     fi
 }
 
-OWFP_BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libcmocka-dev)
+OWFP_BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libcmocka-dev libpcap-dev)
