@@ -4,12 +4,22 @@
  * No I/O: the caller hands each frame with its link type (a DLT_* value as
  * pcap_datalink() returns it). IPv4 and IPv6 fragments are kept inside the
  * decoder until their datagram is complete; the completed datagram then
- * decodes like any frame.
+ * decodes like any frame. A decoder is not thread-safe: one per thread.
  *
  * Lengths: a frame cut by the snapshot length (caplen < wirelen) yields the
  * captured part of the payload plus a count of the bytes cut; an IP length
  * of 0 or larger than an uncut frame (TSO, GSO, BIG TCP captures) is not an
- * error: the frame is trusted. The decoder never reads past `caplen`.
+ * error: the frame is trusted. In general the IP length is believed up to
+ * what the frame held on the wire (wirelen), and bytes past it (Ethernet
+ * padding, trailers) are never payload. The decoder never reads past
+ * `caplen`.
+ *
+ * Fragments (see defrag.h for the details): only datagrams that can carry
+ * TCP are reassembled (IPv4 protocol 6; IPv6 fragments whose fragmentable
+ * part starts with TCP or an extension header); other fragments are
+ * NOT_TCP. Overlapping bytes: the first copy wins. Fragments cut by the
+ * snapshot, invalid, inconsistent, timed out or over a limit are dropped
+ * and counted in fragments_dropped; their frames still answer FRAGMENT.
  */
 #ifndef OPENWFP_REPLAY_DECODE_H
 #define OPENWFP_REPLAY_DECODE_H
@@ -25,7 +35,8 @@
 #define OWFP_TCP_URG 0x20
 
 /* One decoded TCP segment. Addresses in network byte order (IPv4 in the
- * first 4 bytes, the other 12 zero); ports and numbers in host order. */
+ * first 4 bytes, the other 12 zero); ports and numbers in host order.
+ * Filled only when owfp_decode() answers OWFP_DECODE_TCP. */
 struct owfp_pkt {
     uint8_t ip_version; /* 4 or 6 */
     uint8_t tcp_flags;  /* OWFP_TCP_* */
@@ -39,7 +50,8 @@ struct owfp_pkt {
     const uint8_t *payload;
     uint32_t payload_len;
     /* Payload bytes the headers promise beyond `payload` that the capture
-     * cut off (snapshot length). They follow `payload` in sequence space. */
+     * cut off (snapshot length). They follow `payload` in sequence space.
+     * Always 0 for a reassembled datagram. */
     uint32_t payload_cut;
     uint64_t ts_us; /* capture time, microseconds */
 };
@@ -47,10 +59,12 @@ struct owfp_pkt {
 enum owfp_decode_result {
     OWFP_DECODE_TCP = 0,      /* *out holds a segment */
     OWFP_DECODE_NOT_TCP,      /* well formed, not TCP (ARP, UDP, ICMP, ...) */
-    OWFP_DECODE_FRAGMENT,     /* an IP fragment, kept until its datagram completes */
-    OWFP_DECODE_TRUNCATED,    /* cut before the end of the TCP header */
-    OWFP_DECODE_MALFORMED,    /* headers that contradict themselves */
-    OWFP_DECODE_UNSUPPORTED,  /* a link type or encapsulation we do not decode */
+    OWFP_DECODE_FRAGMENT,     /* an IP fragment, kept until its datagram completes
+                                 (or dropped: see fragments_dropped) */
+    OWFP_DECODE_TRUNCATED,    /* cut by the snapshot before the end of the TCP header */
+    OWFP_DECODE_MALFORMED,    /* headers that contradict themselves or the frame */
+    OWFP_DECODE_UNSUPPORTED,  /* a link type or encapsulation we do not decode
+                                 (also: more than 8 stacked VLAN tags) */
 };
 
 struct owfp_decode_stats {
@@ -61,14 +75,18 @@ struct owfp_decode_stats {
     uint64_t payload_cut;     /* TCP segments whose payload the capture cut */
     uint64_t malformed;
     uint64_t unsupported;
-    uint64_t fragments;       /* fragments taken in */
+    uint64_t fragments;       /* fragments taken in (also the one that completes a
+                                 datagram, whose result is then TCP) */
     uint64_t datagrams_reassembled;
     uint64_t fragments_dropped; /* timed out, over a cap, or inconsistent */
 };
 
 struct owfp_decoder_config {
     /* Limits of fragment reassembly; 0 = default (4096 datagrams in
-     * progress, 64 MiB of fragment bytes in total, 30 s timeout). */
+     * progress, 64 MiB of fragment bytes in total, 30 s timeout).
+     * Fragment bytes are charged with a small per-piece overhead. When a
+     * limit is reached the oldest datagrams are evicted first. The timeout
+     * runs on capture timestamps from a datagram's first fragment. */
     uint32_t max_datagrams;
     uint64_t max_frag_bytes;
     uint64_t frag_timeout_us;

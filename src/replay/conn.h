@@ -1,0 +1,81 @@
+/*
+ * TCP connections as the capture shows them: who initiated, each
+ * direction's reassembly, and where the connection is in its life.
+ *
+ * "Side" 0 is the initiator -> responder direction, side 1 the way back;
+ * which of them is SEND for the engine is the replay's choice (--local).
+ */
+#ifndef OPENWFP_REPLAY_CONN_H
+#define OPENWFP_REPLAY_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "replay/reasm.h"
+
+struct owfp_tracker;
+
+/* Endpoints in a canonical order (a < b), so both directions find it. */
+struct owfp_conn_key {
+    uint8_t a[16], b[16];
+    uint16_t pa, pb;
+    uint8_t ip_version;
+};
+
+enum owfp_conn_state {
+    OWFP_CONN_HANDSHAKE = 0, /* SYN or SYN/ACK seen, not yet established */
+    OWFP_CONN_OPEN,          /* established or picked up mid-stream */
+    OWFP_CONN_CLOSED,        /* ended: kept a while to absorb stray packets */
+};
+
+enum owfp_conn_end {
+    OWFP_END_NONE = 0,
+    OWFP_END_FIN,      /* both FINs reached */
+    OWFP_END_RST,      /* a RST ended it */
+    OWFP_END_TIMEOUT,  /* idle longer than the flow timeout */
+    OWFP_END_REUSED,   /* a new SYN took over its 4-tuple */
+    OWFP_END_CAPTURE,  /* the capture ended first */
+    OWFP_END_EVICTED,  /* ended early to stay under the connection limit */
+};
+
+struct owfp_conn_dir {
+    struct owfp_reasm r;
+    uint32_t isn;
+    uint32_t last_ack;    /* the last ACK this side sent */
+    bool isn_known;
+    bool started;         /* r is initialised */
+    bool ack_known;
+    bool fin_seen;
+    bool fin_done;        /* FIN reached and reported */
+    bool rst;             /* this side sent the RST that ended the connection */
+    uint64_t packets;
+    uint64_t payload;     /* captured payload bytes, retransmissions included */
+};
+
+struct owfp_conn {
+    struct owfp_conn *older, *newer; /* expiry list, by last packet time */
+    struct owfp_tracker *tracker;
+    struct owfp_conn_key key;
+    uint64_t id;          /* 1, 2, ... in order of first packet */
+    uint64_t first_us, last_us;
+    uint8_t initiator_is_a;
+    uint8_t state;        /* enum owfp_conn_state */
+    uint8_t end;          /* enum owfp_conn_end */
+    bool handshake;       /* the initiator's SYN was seen */
+    bool opened;          /* the open event ran */
+    struct owfp_conn_dir d[2];
+    void *user;           /* the replay's per-connection state, until the end event */
+    void *out;            /* outputs' state, until the forget event (after lingering) */
+};
+
+/* The initiator's or responder's address and port. */
+static inline const uint8_t *owfp_conn_addr(const struct owfp_conn *c, int side)
+{
+    return (side == 0) == (c->initiator_is_a != 0) ? c->key.a : c->key.b;
+}
+static inline uint16_t owfp_conn_port(const struct owfp_conn *c, int side)
+{
+    return (side == 0) == (c->initiator_is_a != 0) ? c->key.pa : c->key.pb;
+}
+
+#endif

@@ -1,0 +1,70 @@
+/* The optional outputs (outputs.h). */
+#include "replay/outputs.h"
+
+#include "replay/stream_files.h"
+
+int owfp_outputs_start(struct owfp_replay *r)
+{
+    if (r->opt.write_streams && !(r->files = owfp_stream_files_new(r->opt.write_streams)))
+        return -1;
+    return 0;
+}
+
+int owfp_outputs_stop(struct owfp_replay *r)
+{
+    int st = owfp_stream_files_free(r->files);
+    r->files = NULL;
+    return st;
+}
+
+void owfp_outputs_frame_begin(struct owfp_replay *r, int dlt, const uint8_t *frame,
+                              uint32_t caplen, uint32_t wirelen, uint64_t ts_us,
+                              const struct owfp_pkt *p)
+{
+    (void)r, (void)dlt, (void)frame, (void)caplen, (void)wirelen, (void)ts_us, (void)p;
+}
+
+void owfp_outputs_frame_end(struct owfp_replay *r, struct owfp_conn *c)
+{
+    (void)r, (void)c;
+}
+
+void owfp_outputs_open(struct owfp_replay *r, struct owfp_rconn *rc)
+{
+    if (r->files)
+        owfp_stream_files_open(r->files, rc);
+}
+
+void owfp_outputs_bytes(struct owfp_replay *r, struct owfp_rconn *rc, int side,
+                        const uint8_t *p, size_t n, bool injected)
+{
+    (void)injected;
+    if (r->files)
+        owfp_stream_files_write(r->files, rc, side, p, n);
+}
+
+void owfp_outputs_gap(struct owfp_replay *r, struct owfp_rconn *rc, int side, uint64_t n)
+{
+    (void)r, (void)rc, (void)side, (void)n;
+}
+
+void owfp_outputs_fin(struct owfp_replay *r, struct owfp_rconn *rc, int side)
+{
+    (void)r, (void)rc, (void)side;
+}
+
+void owfp_outputs_reset(struct owfp_replay *r, struct owfp_rconn *rc)
+{
+    (void)r, (void)rc;
+}
+
+void owfp_outputs_end(struct owfp_replay *r, struct owfp_rconn *rc)
+{
+    if (r->files)
+        owfp_stream_files_close(r->files, rc);
+}
+
+void owfp_outputs_forget(struct owfp_replay *r, struct owfp_conn *c)
+{
+    (void)r, (void)c;
+}

@@ -1,0 +1,431 @@
+/* Connections through the engine: the tracker's events become ALE and
+ * stream-layer calls, and the engine's answers go to the outputs. */
+#include "replay/replay_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "replay/decode.h"
+#include "replay/outputs.h"
+#include "replay/report.h"
+#include "replay/tracker.h"
+
+/* Defaults of the reassembly caps: enough for any real window, small enough
+ * that a hostile capture cannot take the machine. */
+#define DEFAULT_MAX_BUFFERED (4u << 20)
+#define DEFAULT_MAX_BUFFERED_TOTAL (1ull << 30)
+
+#define STATUS_OK(st) ((st) >= 0)
+
+/* ---- which side is local ---------------------------------------------------- */
+
+static bool in_net(const struct owfp_net *n, uint8_t v, const uint8_t *addr)
+{
+    if (n->ip_version != v)
+        return false;
+    unsigned full = n->prefix / 8, rest = n->prefix % 8;
+    if (memcmp(n->addr, addr, full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (n->addr[full] & mask) == (addr[full] & mask);
+}
+
+static bool is_local(const struct owfp_replay *r, uint8_t v, const uint8_t *addr)
+{
+    for (size_t i = 0; i < r->opt.nlocal_nets; i++)
+        if (in_net(&r->opt.local_nets[i], v, addr))
+            return true;
+    return false;
+}
+
+/* The initiator is local unless --local names the responder's network only. */
+static uint8_t send_side_of(const struct owfp_replay *r, const struct owfp_conn *c)
+{
+    if (!r->opt.nlocal_nets)
+        return 0;
+    bool ini = is_local(r, c->key.ip_version, owfp_conn_addr(c, 0));
+    bool res = is_local(r, c->key.ip_version, owfp_conn_addr(c, 1));
+    return !ini && res ? 1 : 0;
+}
+
+static bool loopback(uint8_t v, const uint8_t *a)
+{
+    static const uint8_t v6[16] = {[15] = 1};
+    return v == 4 ? a[0] == 127 : memcmp(a, v6, 16) == 0;
+}
+
+/* ---- the engine's answers --------------------------------------------------- */
+
+static void take(struct owfp_replay *r, struct owfp_rconn *rc, const struct owfp_stream_result *res)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        int side = dir == OWFP_STREAM_SEND ? rc->send_side : 1 - rc->send_side;
+        const struct owfp_stream_output *o = &res->dir[dir];
+        struct owfp_rdir *d = &rc->d[side];
+        for (size_t i = 0; i < o->nspans; i++) {
+            const struct owfp_span *sp = &o->spans[i];
+            bool inj = sp->origin == OWFP_SPAN_INJECTED;
+            if (inj)
+                d->injected += sp->len;
+            else
+                d->permitted += sp->len;
+            owfp_outputs_bytes(r, rc, side, sp->data, sp->len, inj);
+        }
+        if (o->state & OWFP_DIR_DEFERRED)
+            rc->deferred = true;
+        if ((o->state & OWFP_DIR_FIN) && !d->fin_out) {
+            d->fin_out = true;
+            owfp_outputs_fin(r, rc, side);
+        }
+    }
+    if (res->flow_state & OWFP_FLOW_OFFLOADABLE)
+        rc->offloaded = true;
+    if ((res->flow_state & OWFP_FLOW_DROPPED) && !rc->dropped) {
+        rc->dropped = true;
+        owfp_outputs_reset(r, rc);
+    }
+}
+
+static void note_error(struct owfp_rconn *rc, owfp_status st)
+{
+    if (!rc->error)
+        rc->error = st;
+}
+
+/* Whether the engine still sees this connection's bytes. */
+static bool inspected(const struct owfp_rconn *rc)
+{
+    return rc->flow && !rc->blocked && !rc->dropped && !rc->offloaded;
+}
+
+/* ---- wake-ups from other threads -------------------------------------------- */
+
+/* Called by whatever thread injected or continued: only queue the flow, the
+ * replay thread polls it (owfp_stream_poll) between packets. */
+static void wake(void *arg, owfp_flow *flow)
+{
+    (void)flow;
+    struct owfp_rconn *rc = arg;
+    struct owfp_replay *r = rc->replay;
+    pthread_mutex_lock(&r->wake_lock);
+    if (!rc->woken) {
+        rc->woken = true;
+        rc->woken_next = r->woken;
+        r->woken = rc;
+    }
+    atomic_store(&r->any_woken, true);
+    pthread_mutex_unlock(&r->wake_lock);
+}
+
+static void unqueue(struct owfp_replay *r, struct owfp_rconn *rc)
+{
+    pthread_mutex_lock(&r->wake_lock);
+    for (struct owfp_rconn **pp = &r->woken; *pp; pp = &(*pp)->woken_next) {
+        if (*pp == rc) {
+            *pp = rc->woken_next;
+            break;
+        }
+    }
+    rc->woken = false;
+    pthread_mutex_unlock(&r->wake_lock);
+}
+
+static void poll_woken(struct owfp_replay *r)
+{
+    if (!atomic_load_explicit(&r->any_woken, memory_order_acquire))
+        return;
+    for (;;) {
+        pthread_mutex_lock(&r->wake_lock);
+        struct owfp_rconn *rc = r->woken;
+        if (rc) {
+            r->woken = rc->woken_next;
+            rc->woken = false;
+        } else {
+            atomic_store(&r->any_woken, false);
+        }
+        pthread_mutex_unlock(&r->wake_lock);
+        if (!rc)
+            return;
+        struct owfp_stream_result res = {0};
+        owfp_status st = owfp_stream_poll(rc->flow, &res);
+        if (!STATUS_OK(st))
+            note_error(rc, st);
+        take(r, rc, &res);
+    }
+}
+
+/* ---- tracker events ---------------------------------------------------------- */
+
+static void flow_params(const struct owfp_rconn *rc, struct owfp_flow_params *fp)
+{
+    const struct owfp_conn *c = rc->conn;
+    int l = rc->send_side, rm = 1 - l;
+    memset(fp, 0, sizeof(*fp));
+    fp->ip_version = c->key.ip_version;
+    fp->protocol = 6;
+    fp->direction = l == 0 ? OWFP_OUTBOUND : OWFP_INBOUND;
+    memcpy(fp->local_addr, owfp_conn_addr(c, l), 16);
+    memcpy(fp->remote_addr, owfp_conn_addr(c, rm), 16);
+    fp->local_port = owfp_conn_port(c, l);
+    fp->remote_port = owfp_conn_port(c, rm);
+    if (loopback(fp->ip_version, fp->local_addr))
+        fp->condition_flags |= 0x00000001; /* FWP_CONDITION_FLAG_IS_LOOPBACK */
+    fp->interface_index = 1;
+    fp->interface_type = 6; /* IF_TYPE_ETHERNET_CSMACD */
+    fp->compartment_id = 1;
+}
+
+static void ev_open(void *arg, struct owfp_conn *c)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = calloc(1, sizeof(*rc));
+    c->user = rc;
+    r->totals.conns++;
+    if (!rc) {
+        r->totals.errors++;
+        return;
+    }
+    rc->replay = r;
+    rc->conn = c;
+    rc->send_side = send_side_of(r, c);
+    struct owfp_flow_params fp;
+    flow_params(rc, &fp);
+    enum owfp_flow_verdict v = OWFP_FLOW_PERMITTED;
+    owfp_status st = owfp_flow_open(owfp_engine_current(), &fp, &rc->flow, &v);
+    if (!STATUS_OK(st)) {
+        /* Fail closed, as the filter engine does when it cannot classify. */
+        note_error(rc, st);
+        rc->flow = NULL;
+        rc->blocked = true;
+    } else {
+        rc->blocked = v == OWFP_FLOW_BLOCKED;
+        st = owfp_flow_set_wakeup(rc->flow, wake, rc);
+        if (!STATUS_OK(st))
+            note_error(rc, st);
+    }
+    r->totals.opened++;
+    owfp_outputs_open(r, rc);
+    if (rc->blocked)
+        owfp_outputs_reset(r, rc); /* a blocked connection is torn down */
+}
+
+static void ev_data(void *arg, struct owfp_conn *c, int side, const uint8_t *p, size_t n,
+                    uint32_t flags)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = c->user;
+    if (!rc)
+        return;
+    rc->d[side].seen += n;
+    if (rc->offloaded && !rc->dropped) {
+        rc->d[side].permitted += n;
+        owfp_outputs_bytes(r, rc, side, p, n, false);
+        return;
+    }
+    if (!inspected(rc))
+        return;
+    uint32_t mods = (flags & OWFP_REASM_PUSH ? OWFP_STREAM_PUSH : 0) |
+                    (flags & OWFP_REASM_URGENT ? OWFP_STREAM_URGENT : 0);
+    struct owfp_stream_result res = {0};
+    owfp_status st = owfp_stream_indicate(rc->flow, owfp_rconn_dir(rc, side), p, n, mods, &res);
+    if (!STATUS_OK(st)) {
+        note_error(rc, st);
+        rc->d[side].refused += n;
+    }
+    take(r, rc, &res);
+}
+
+static void ev_gap(void *arg, struct owfp_conn *c, int side, uint64_t n)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = c->user;
+    if (!rc)
+        return;
+    rc->d[side].gap_bytes += n;
+    rc->d[side].gaps++;
+    owfp_outputs_gap(r, rc, side, n);
+    if (!inspected(rc))
+        return;
+    struct owfp_stream_result res = {0};
+    owfp_status st = owfp_stream_gap(rc->flow, owfp_rconn_dir(rc, side), n, &res);
+    if (!STATUS_OK(st))
+        note_error(rc, st);
+    take(r, rc, &res);
+}
+
+static void ev_fin(void *arg, struct owfp_conn *c, int side)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = c->user;
+    if (!rc)
+        return;
+    if (!inspected(rc)) {
+        /* Nothing inspects it: the FIN passes as it came (unless blocked). */
+        if (rc->offloaded && !rc->dropped && !rc->d[side].fin_out) {
+            rc->d[side].fin_out = true;
+            owfp_outputs_fin(r, rc, side);
+        }
+        return;
+    }
+    struct owfp_stream_result res = {0};
+    owfp_status st = owfp_stream_fin(rc->flow, owfp_rconn_dir(rc, side), &res);
+    if (!STATUS_OK(st))
+        note_error(rc, st);
+    take(r, rc, &res);
+}
+
+static void ev_rst(void *arg, struct owfp_conn *c, int side)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = c->user;
+    if (!rc)
+        return;
+    if (inspected(rc)) {
+        struct owfp_stream_result res = {0};
+        owfp_status st = owfp_stream_abort(rc->flow, owfp_rconn_dir(rc, side), &res);
+        if (!STATUS_OK(st))
+            note_error(rc, st);
+        take(r, rc, &res);
+    }
+    if (!rc->dropped)
+        owfp_outputs_reset(r, rc);
+}
+
+static void add_reasm(struct owfp_reasm_stats *t, const struct owfp_reasm_stats *s)
+{
+    t->delivered += s->delivered;
+    t->gap_bytes += s->gap_bytes;
+    t->gaps += s->gaps;
+    t->retransmitted += s->retransmitted;
+    t->conflicts += s->conflicts;
+    t->out_of_order += s->out_of_order;
+    t->refused += s->refused;
+    t->late += s->late;
+    t->after_fin += s->after_fin;
+    t->out_of_window += s->out_of_window;
+    t->bad_fins += s->bad_fins;
+}
+
+static void count_totals(struct owfp_replay_totals *t, const struct owfp_rconn *rc)
+{
+    for (int side = 0; side < 2; side++)
+        add_reasm(&t->reasm, &rc->conn->d[side].r.stats);
+    t->blocked += rc->blocked;
+    t->dropped += rc->dropped;
+    t->offloaded += rc->offloaded;
+    t->deferred += rc->deferred;
+    t->errors += rc->error != 0;
+    for (int side = 0; side < 2; side++) {
+        const struct owfp_rdir *s = &rc->d[side];
+        struct owfp_rdir *d = &t->d[owfp_rconn_dir(rc, side)];
+        d->seen += s->seen;
+        d->permitted += s->permitted;
+        d->injected += s->injected;
+        d->gap_bytes += s->gap_bytes;
+        d->gaps += s->gaps;
+        d->refused += s->refused;
+    }
+}
+
+static void ev_end(void *arg, struct owfp_conn *c)
+{
+    struct owfp_replay *r = arg;
+    struct owfp_rconn *rc = c->user;
+    if (!c->opened) {
+        /* A handshake that never completed: no flow, but still a connection. */
+        r->totals.conns++;
+        return;
+    }
+    if (!rc)
+        return;
+    if (rc->flow) {
+        poll_woken(r);
+        unqueue(r, rc);
+        owfp_flow_close(rc->flow);
+        rc->flow = NULL;
+    }
+    owfp_outputs_end(r, rc);
+    count_totals(&r->totals, rc);
+    if (!r->opt.quiet)
+        owfp_report_conn(r->out, r->opt.json, rc);
+    c->user = NULL;
+    free(rc);
+}
+
+static void ev_forget(void *arg, struct owfp_conn *c)
+{
+    owfp_outputs_forget(arg, c);
+}
+
+static const struct owfp_track_events g_events = {
+    ev_open, ev_data, ev_gap, ev_fin, ev_rst, ev_end, ev_forget,
+};
+
+/* ---- the replay ---------------------------------------------------------------- */
+
+struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt)
+{
+    struct owfp_replay *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->opt = *opt;
+    r->out = opt->out ? opt->out : stdout;
+    pthread_mutex_init(&r->wake_lock, NULL);
+    r->budget.limit = opt->max_buffered_total ? opt->max_buffered_total : DEFAULT_MAX_BUFFERED_TOTAL;
+    struct owfp_tracker_config tc = {
+        .reasm = {.overlap = opt->overlap,
+                  .max_buffered = opt->max_buffered ? opt->max_buffered : DEFAULT_MAX_BUFFERED,
+                  .budget = &r->budget},
+        .idle_timeout_us = opt->flow_timeout_us,
+        .max_conns = opt->max_conns,
+    };
+    owfp_progress_init(&r->progress, opt->progress && !opt->quiet, opt->captures, opt->ncaptures);
+    r->decoder = owfp_decoder_new(NULL);
+    r->tracker = owfp_tracker_new(&tc, &g_events, r);
+    if (!r->decoder || !r->tracker || owfp_outputs_start(r) != 0) {
+        fprintf(stderr, "openwfp replay: out of memory or cannot create outputs\n");
+        owfp_tracker_free(r->tracker);
+        owfp_decoder_free(r->decoder);
+        owfp_outputs_stop(r);
+        pthread_mutex_destroy(&r->wake_lock);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uint32_t caplen,
+                       uint32_t wirelen, uint64_t ts_us)
+{
+    struct owfp_pkt p;
+    enum owfp_decode_result d = owfp_decode(r->decoder, dlt, frame, caplen, wirelen, ts_us, &p);
+    const struct owfp_pkt *tcp = d == OWFP_DECODE_TCP ? &p : NULL;
+    struct owfp_conn *c = NULL;
+    owfp_outputs_frame_begin(r, dlt, frame, caplen, wirelen, ts_us, tcp);
+    if (tcp && owfp_tracker_segment(r->tracker, tcp, &c) != 0)
+        r->totals.errors++;
+    owfp_outputs_frame_end(r, c);
+    poll_woken(r);
+}
+
+int owfp_replay_finish(struct owfp_replay *r)
+{
+    poll_woken(r);
+    owfp_tracker_close_all(r->tracker);
+    r->tracked = *owfp_tracker_stats(r->tracker);
+    owfp_tracker_free(r->tracker);
+    owfp_progress_end(&r->progress);
+    owfp_report_totals(r->out, r->opt.json, r);
+    int status = owfp_outputs_stop(r);
+    fflush(r->out);
+    if (ferror(r->out)) {
+        fprintf(stderr, "openwfp replay: cannot write the report\n");
+        status = 2;
+    }
+    owfp_decoder_free(r->decoder);
+    pthread_mutex_destroy(&r->wake_lock);
+    free(r);
+    return status;
+}

@@ -1,0 +1,91 @@
+/*
+ * The replay's state: one engine flow per tracked connection, what each
+ * direction saw and what the callouts made of it, and the outputs.
+ */
+#ifndef OPENWFP_REPLAY_REPLAY_CONN_H
+#define OPENWFP_REPLAY_REPLAY_CONN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <openwfp/openwfp.h>
+
+#include "replay/conn.h"
+#include "replay/progress.h"
+#include "replay/replay.h"
+#include "replay/tracker.h"
+
+struct owfp_decoder;
+struct owfp_tracker;
+struct owfp_stream_files;
+struct owfp_pcap_out;
+
+/* Byte counts of one direction. */
+struct owfp_rdir {
+    uint64_t seen;      /* reassembled bytes handed on (holes excluded) */
+    uint64_t permitted; /* original bytes the callouts let through */
+    uint64_t injected;  /* bytes callouts injected */
+    uint64_t gap_bytes; /* bytes that never arrived */
+    uint64_t gaps;
+    uint64_t refused;   /* bytes the engine refused (out of memory, backlog) */
+    bool fin_out;       /* the FIN was released */
+};
+
+struct owfp_rconn {
+    struct owfp_replay *replay;
+    struct owfp_conn *conn;
+    owfp_flow *flow;
+    uint8_t send_side;  /* the tracker side whose sender is local */
+    bool blocked;       /* ALE_FLOW_ESTABLISHED blocked it */
+    bool dropped;       /* DROP_CONNECTION or FwpsFlowAbort0 */
+    bool offloaded;     /* left the stream layer (ALLOW_CONNECTION, no stream callout) */
+    bool deferred;      /* a direction was deferred at some point */
+    bool rst_out;       /* a RST was written for it */
+    int32_t error;      /* first engine failure, 0 if none */
+    struct owfp_rdir d[2]; /* by tracker side */
+    struct owfp_rconn *woken_next;
+    bool woken;         /* on the wake-up list (under the lock) */
+    void *files;        /* --write-streams state */
+    void *pcap;         /* --write-pcap state */
+};
+
+struct owfp_replay_totals {
+    uint64_t conns, opened, blocked, dropped, offloaded, deferred, errors;
+    struct owfp_rdir d[2]; /* summed over connections, by SEND/RECEIVE */
+    struct owfp_reasm_stats reasm; /* summed over directions */
+};
+
+struct owfp_replay {
+    struct owfp_replay_options opt;
+    FILE *out;
+    struct owfp_decoder *decoder;
+    struct owfp_tracker *tracker;
+    struct owfp_reasm_budget budget;
+    uint64_t packets;
+    struct owfp_progress progress;
+    struct owfp_replay_totals totals;
+    struct owfp_tracker_stats tracked; /* the tracker's, kept after it is freed */
+    struct owfp_stream_files *files;
+    struct owfp_pcap_out *pcap;
+    int dlt;
+    /* Connections whose flows other threads woke (injection, continue). */
+    pthread_mutex_t wake_lock;
+    struct owfp_rconn *woken;
+    atomic_bool any_woken;
+};
+
+struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt);
+/* One captured frame. */
+void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uint32_t caplen,
+                       uint32_t wirelen, uint64_t ts_us);
+/* Ends every connection, prints the totals, frees. Returns 0, or 2 when an
+ * output could not be written. */
+int owfp_replay_finish(struct owfp_replay *r);
+
+/* The engine direction of a tracker side. */
+static inline enum owfp_stream_direction owfp_rconn_dir(const struct owfp_rconn *rc, int side)
+{
+    return side == rc->send_side ? OWFP_STREAM_SEND : OWFP_STREAM_RECEIVE;
+}
+
+#endif

@@ -1,0 +1,477 @@
+/* The TCP connection tracker (tracker.h). Policies are in docs/semantics.md,
+ * "Replay: TCP reassembly". */
+#include "replay/tracker.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/hashmap.h"
+
+#define DEFAULT_IDLE_US (600ull * 1000000)
+#define DEFAULT_LINGER_US (60ull * 1000000)
+/* How far a RST may sit from the next expected byte and still be believed:
+ * wider than any real window, narrow enough to reject a blind seq-0 RST. */
+#define RST_WINDOW (1u << 24)
+/* An ACK from one side this far behind the other side's first byte still
+ * marks the bytes between as sent but not captured (a leading hole). */
+#define LEADING_GAP_MAX (1u << 20)
+
+struct conn_list {
+    struct owfp_conn *oldest, *newest;
+};
+
+struct owfp_tracker {
+    struct owfp_tracker_config cfg;
+    struct owfp_track_events ev;
+    void *arg;
+    struct owfp_hmap table;
+    struct conn_list live, closed;
+    uint64_t next_id;
+    uint64_t now_us; /* the latest capture time seen */
+    struct owfp_tracker_stats st;
+};
+
+/* ---- table and lists ------------------------------------------------------ */
+
+static uint64_t key_hash(const struct owfp_conn_key *k)
+{
+    uint64_t w[5];
+    memcpy(w, k->a, 16);
+    memcpy(w + 2, k->b, 16);
+    w[4] = (uint64_t)k->pa << 32 | (uint64_t)k->pb << 16 | k->ip_version;
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 5; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+static bool key_eq(const void *value, const void *arg)
+{
+    return memcmp(&((const struct owfp_conn *)value)->key, arg, sizeof(struct owfp_conn_key)) == 0;
+}
+
+static void list_unlink(struct conn_list *l, struct owfp_conn *c)
+{
+    if (c->older)
+        c->older->newer = c->newer;
+    else
+        l->oldest = c->newer;
+    if (c->newer)
+        c->newer->older = c->older;
+    else
+        l->newest = c->older;
+    c->older = c->newer = NULL;
+}
+
+static void list_append(struct conn_list *l, struct owfp_conn *c)
+{
+    c->older = l->newest;
+    c->newer = NULL;
+    if (l->newest)
+        l->newest->newer = c;
+    else
+        l->oldest = c;
+    l->newest = c;
+}
+
+static struct conn_list *list_of(struct owfp_tracker *t, const struct owfp_conn *c)
+{
+    return c->state == OWFP_CONN_CLOSED ? &t->closed : &t->live;
+}
+
+/* The segment's key, and whether its sender is endpoint a. */
+static bool make_key(const struct owfp_pkt *p, struct owfp_conn_key *k)
+{
+    int cmp = memcmp(p->src, p->dst, 16);
+    bool src_is_a = cmp < 0 || (cmp == 0 && p->sport <= p->dport);
+    memset(k, 0, sizeof(*k));
+    memcpy(k->a, src_is_a ? p->src : p->dst, 16);
+    memcpy(k->b, src_is_a ? p->dst : p->src, 16);
+    k->pa = src_is_a ? p->sport : p->dport;
+    k->pb = src_is_a ? p->dport : p->sport;
+    k->ip_version = p->ip_version;
+    return src_is_a;
+}
+
+/* ---- reassembly sinks ----------------------------------------------------- */
+
+struct sink_ctx {
+    struct owfp_conn *c;
+    int side;
+};
+
+static void sink_data(void *arg, const uint8_t *p, size_t n, uint32_t flags)
+{
+    struct sink_ctx *x = arg;
+    struct owfp_tracker *t = x->c->tracker;
+    t->ev.data(t->arg, x->c, x->side, p, n, flags);
+}
+
+static void sink_gap(void *arg, uint64_t n)
+{
+    struct sink_ctx *x = arg;
+    struct owfp_tracker *t = x->c->tracker;
+    t->ev.gap(t->arg, x->c, x->side, n);
+}
+
+static const struct owfp_reasm_sink g_sink = {sink_data, sink_gap};
+
+static uint32_t reasm_flags(uint8_t tcp_flags)
+{
+    return (tcp_flags & OWFP_TCP_PSH ? OWFP_REASM_PUSH : 0) |
+           (tcp_flags & OWFP_TCP_URG ? OWFP_REASM_URGENT : 0);
+}
+
+/* ---- connection life ------------------------------------------------------ */
+
+static void open_conn(struct owfp_tracker *t, struct owfp_conn *c)
+{
+    if (c->opened)
+        return;
+    c->opened = true;
+    c->state = OWFP_CONN_OPEN;
+    /* A RST seen during the handshake did not end it after all. */
+    c->d[0].rst = c->d[1].rst = false;
+    t->st.opened++;
+    if (!c->handshake)
+        t->st.midstream++;
+    t->ev.open(t->arg, c);
+}
+
+static void start_dir(struct owfp_conn *c, int side, uint32_t first_seq)
+{
+    struct owfp_conn_dir *d = &c->d[side];
+    if (!d->started) {
+        owfp_reasm_init(&d->r, first_seq);
+        d->started = true;
+    }
+}
+
+/* Reports the FINs that became reached; true once both were. */
+static bool report_fins(struct owfp_tracker *t, struct owfp_conn *c)
+{
+    for (int s = 0; s < 2; s++) {
+        struct owfp_conn_dir *d = &c->d[s];
+        if (d->started && !d->fin_done && owfp_reasm_fin_reached(&d->r)) {
+            d->fin_done = true;
+            t->ev.fin(t->arg, c, s);
+        }
+    }
+    return c->d[0].fin_done && c->d[1].fin_done;
+}
+
+static void flush_dir(struct owfp_tracker *t, struct owfp_conn *c, int side)
+{
+    struct owfp_conn_dir *d = &c->d[side];
+    struct sink_ctx x = {c, side};
+    if (d->started)
+        owfp_reasm_flush(&d->r, &t->cfg.reasm, &g_sink, &x);
+}
+
+/* The connection stops carrying data: what it still holds is delivered
+ * (bytes the capture shows were sent, acknowledged or not), the replay is
+ * told, and it lingers closed to absorb stray packets. */
+static void close_conn(struct owfp_tracker *t, struct owfp_conn *c, enum owfp_conn_end why)
+{
+    if (c->state == OWFP_CONN_CLOSED)
+        return;
+    if (c->opened && why != OWFP_END_FIN) {
+        flush_dir(t, c, 0);
+        flush_dir(t, c, 1);
+        report_fins(t, c);
+    }
+    if (!c->opened && (c->d[0].rst || c->d[1].rst))
+        why = OWFP_END_RST;
+    for (int s = 0; s < 2; s++)
+        if (c->d[s].started)
+            owfp_reasm_release(&c->d[s].r, &t->cfg.reasm);
+    list_unlink(&t->live, c);
+    c->state = OWFP_CONN_CLOSED;
+    c->end = (uint8_t)why;
+    if (c->last_us < t->now_us)
+        c->last_us = t->now_us;
+    t->st.live--;
+    t->ev.end(t->arg, c);
+    list_append(&t->closed, c);
+}
+
+static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
+{
+    if (t->ev.forget)
+        t->ev.forget(t->arg, c);
+    owfp_hmap_remove(&t->table, key_hash(&c->key), c);
+    list_unlink(list_of(t, c), c);
+    owfp_free(c);
+}
+
+/* Which endpoint started the connection, from its first packet. */
+static bool initiator_is_sender(const struct owfp_pkt *p)
+{
+    uint8_t syn_ack = p->tcp_flags & (OWFP_TCP_SYN | OWFP_TCP_ACK);
+    if (syn_ack == OWFP_TCP_SYN)
+        return true;
+    if (syn_ack == (OWFP_TCP_SYN | OWFP_TCP_ACK))
+        return false;
+    /* Picked up mid-stream: servers listen on the lower port. */
+    return p->sport == p->dport || p->sport > p->dport;
+}
+
+static struct owfp_conn *new_conn(struct owfp_tracker *t, const struct owfp_conn_key *k,
+                                  uint64_t h, bool src_is_a, const struct owfp_pkt *p)
+{
+    if (t->cfg.max_conns && t->st.live >= t->cfg.max_conns && t->live.oldest) {
+        t->st.evicted++;
+        close_conn(t, t->live.oldest, OWFP_END_EVICTED);
+    }
+    struct owfp_conn *c = owfp_calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    if (!owfp_hmap_insert(&t->table, h, c)) {
+        owfp_free(c);
+        return NULL;
+    }
+    c->key = *k;
+    c->tracker = t;
+    c->id = ++t->next_id;
+    c->first_us = c->last_us = p->ts_us;
+    c->initiator_is_a = src_is_a == initiator_is_sender(p);
+    c->handshake = (p->tcp_flags & OWFP_TCP_SYN) != 0;
+    list_append(&t->live, c);
+    t->st.conns++;
+    if (++t->st.live > t->st.peak_live)
+        t->st.peak_live = t->st.live;
+    if (!c->handshake)
+        open_conn(t, c);
+    return c;
+}
+
+/* A SYN that starts a new connection on a 4-tuple still in use. */
+static bool new_attempt(const struct owfp_conn *c, int side, const struct owfp_pkt *p)
+{
+    if (c->state != OWFP_CONN_OPEN)
+        return false; /* during the handshake a new ISN just replaces the old */
+    const struct owfp_conn_dir *d = &c->d[side];
+    return side != 0 || !d->isn_known || d->isn != p->seq;
+}
+
+static void touch(struct owfp_tracker *t, struct owfp_conn *c, uint64_t ts)
+{
+    if (ts > c->last_us)
+        c->last_us = ts;
+    if (c->state != OWFP_CONN_CLOSED && t->live.newest != c) {
+        list_unlink(&t->live, c);
+        list_append(&t->live, c);
+    }
+}
+
+/* ---- per segment ---------------------------------------------------------- */
+
+static bool rst_acceptable(const struct owfp_conn_dir *d, uint32_t seq)
+{
+    if (!d->started)
+        return true;
+    int64_t off = (int32_t)(seq - (d->r.base_seq + (uint32_t)d->r.next));
+    return off >= -(int64_t)RST_WINDOW && off <= (int64_t)RST_WINDOW;
+}
+
+static void on_rst(struct owfp_tracker *t, struct owfp_conn *c, int s, const struct owfp_pkt *p)
+{
+    t->st.rst_payload += p->payload_len;
+    if (c->state == OWFP_CONN_HANDSHAKE) {
+        /* Nothing is open yet: remember it, and let a handshake that goes
+         * on regardless (a forged RST) win. */
+        c->d[s].rst = true;
+        return;
+    }
+    if (!rst_acceptable(&c->d[s], p->seq)) {
+        t->st.rst_ignored++;
+        return;
+    }
+    c->d[s].rst = true;
+    flush_dir(t, c, 0);
+    flush_dir(t, c, 1);
+    report_fins(t, c);
+    t->ev.rst(t->arg, c, s);
+    close_conn(t, c, OWFP_END_RST);
+}
+
+/* Where a direction seen first mid-stream starts: at the peer's last ACK
+ * when that lies shortly before, so the bytes between count as a hole. */
+static uint32_t first_byte(const struct owfp_conn_dir *d, const struct owfp_conn_dir *o,
+                           uint32_t seq)
+{
+    if (d->isn_known)
+        return d->isn + 1;
+    if (o->ack_known) {
+        int64_t behind = (int32_t)(seq - o->last_ack);
+        if (behind > 0 && behind <= LEADING_GAP_MAX)
+            return o->last_ack;
+    }
+    return seq;
+}
+
+static void on_payload(struct owfp_tracker *t, struct owfp_conn *c, int s,
+                       const struct owfp_pkt *p)
+{
+    struct owfp_conn_dir *d = &c->d[s], *o = &c->d[1 - s];
+    uint8_t f = p->tcp_flags;
+    uint32_t seq = p->seq + (f & OWFP_TCP_SYN ? 1 : 0);
+    if (c->state == OWFP_CONN_HANDSHAKE) {
+        if (!d->isn_known)
+            return; /* e.g. a FIN forged before the SYN/ACK */
+        open_conn(t, c);
+    }
+    start_dir(c, s, first_byte(d, o, seq));
+    struct sink_ctx x = {c, s};
+    if (p->payload_len)
+        owfp_reasm_segment(&d->r, &t->cfg.reasm, seq, p->payload, p->payload_len,
+                           reasm_flags(f), &g_sink, &x);
+    if (f & OWFP_TCP_FIN) {
+        owfp_reasm_fin(&d->r, seq + p->payload_len + p->payload_cut);
+        d->fin_seen = true;
+    }
+}
+
+static void on_ack(struct owfp_tracker *t, struct owfp_conn *c, int s, uint32_t ack)
+{
+    struct owfp_conn_dir *o = &c->d[1 - s];
+    if (!o->started && o->isn_known)
+        start_dir(c, 1 - s, o->isn + 1);
+    struct sink_ctx x = {c, 1 - s};
+    if (o->started)
+        owfp_reasm_ack(&o->r, &t->cfg.reasm, ack, &g_sink, &x);
+}
+
+static void on_segment(struct owfp_tracker *t, struct owfp_conn *c, int s,
+                       const struct owfp_pkt *p)
+{
+    struct owfp_conn_dir *d = &c->d[s], *o = &c->d[1 - s];
+    uint8_t f = p->tcp_flags;
+    d->packets++;
+    d->payload += p->payload_len;
+    if ((f & OWFP_TCP_SYN) && (!d->isn_known || c->state == OWFP_CONN_HANDSHAKE)) {
+        d->isn = p->seq;
+        d->isn_known = true;
+    }
+    if (f & OWFP_TCP_RST) {
+        on_rst(t, c, s, p);
+        return;
+    }
+    if (f & OWFP_TCP_ACK) {
+        d->last_ack = p->ack;
+        d->ack_known = true;
+        /* The initiator acknowledges the responder's SYN: established. */
+        if (c->state == OWFP_CONN_HANDSHAKE && s == 0 && o->isn_known && p->ack == o->isn + 1)
+            open_conn(t, c);
+    }
+    if (p->payload_len || p->payload_cut || (f & OWFP_TCP_FIN))
+        on_payload(t, c, s, p);
+    if (!c->opened)
+        return;
+    if (f & OWFP_TCP_ACK)
+        on_ack(t, c, s, p->ack);
+    if (report_fins(t, c))
+        close_conn(t, c, OWFP_END_FIN);
+}
+
+int owfp_tracker_segment(struct owfp_tracker *t, const struct owfp_pkt *p,
+                         struct owfp_conn **conn)
+{
+    struct owfp_conn *dummy;
+    if (!conn)
+        conn = &dummy;
+    *conn = NULL;
+    t->st.segments++;
+    if (p->ts_us > t->now_us)
+        t->now_us = p->ts_us;
+    struct owfp_conn_key k;
+    bool src_is_a = make_key(p, &k);
+    uint64_t h = key_hash(&k);
+    struct owfp_conn *c = owfp_hmap_find(&t->table, h, key_eq, &k);
+    bool syn_only = (p->tcp_flags & (OWFP_TCP_SYN | OWFP_TCP_ACK)) == OWFP_TCP_SYN;
+    if (c) {
+        int side = src_is_a == (c->initiator_is_a != 0) ? 0 : 1;
+        if (c->state == OWFP_CONN_CLOSED && !syn_only) {
+            *conn = c; /* a straggler of a finished connection */
+            return 0;
+        }
+        if (c->state == OWFP_CONN_CLOSED) {
+            free_conn(t, c);
+            c = NULL;
+        } else if (syn_only && new_attempt(c, side, p)) {
+            t->st.reused++;
+            close_conn(t, c, OWFP_END_REUSED);
+            free_conn(t, c);
+            c = NULL;
+        }
+    }
+    if (!c) {
+        if (p->tcp_flags & OWFP_TCP_RST) {
+            t->st.strays++;
+            t->st.rst_payload += p->payload_len;
+            return 0;
+        }
+        c = new_conn(t, &k, h, src_is_a, p);
+        if (!c)
+            return -ENOMEM;
+    }
+    touch(t, c, p->ts_us);
+    on_segment(t, c, src_is_a == (c->initiator_is_a != 0) ? 0 : 1, p);
+    *conn = c;
+    return 0;
+}
+
+void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us)
+{
+    if (now_us > t->now_us)
+        t->now_us = now_us;
+    struct owfp_conn *c;
+    while ((c = t->closed.oldest) && c->last_us + t->cfg.closed_linger_us <= now_us)
+        free_conn(t, c);
+    while ((c = t->live.oldest) && c->last_us + t->cfg.idle_timeout_us <= now_us) {
+        t->st.timed_out++;
+        close_conn(t, c, OWFP_END_TIMEOUT);
+    }
+}
+
+struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,
+                                      const struct owfp_track_events *ev, void *arg)
+{
+    struct owfp_tracker *t = owfp_calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->cfg = *cfg;
+    if (!t->cfg.idle_timeout_us)
+        t->cfg.idle_timeout_us = DEFAULT_IDLE_US;
+    if (!t->cfg.closed_linger_us)
+        t->cfg.closed_linger_us = DEFAULT_LINGER_US;
+    t->ev = *ev;
+    t->arg = arg;
+    return t;
+}
+
+void owfp_tracker_close_all(struct owfp_tracker *t)
+{
+    while (t->live.oldest)
+        close_conn(t, t->live.oldest, OWFP_END_CAPTURE);
+}
+
+void owfp_tracker_free(struct owfp_tracker *t)
+{
+    if (!t)
+        return;
+    owfp_tracker_close_all(t);
+    while (t->closed.oldest)
+        free_conn(t, t->closed.oldest);
+    owfp_hmap_free(&t->table);
+    owfp_free(t);
+}
+
+const struct owfp_tracker_stats *owfp_tracker_stats(const struct owfp_tracker *t)
+{
+    return &t->st;
+}

@@ -1,0 +1,81 @@
+/*
+ * The TCP connection tracker: decoded segments in, connection events out.
+ *
+ * It finds each segment's connection, works out who initiated it (the SYN,
+ * else the SYN/ACK, else ports and flags for a mid-stream pickup), feeds the
+ * payload to the direction's reassembly, turns acknowledgements into gap
+ * skips, and reports the connection's life through `events`: open, the
+ * bytes of each side in order, holes, FINs, RST, end. Time is the capture's:
+ * timeouts run on packet timestamps, so a replay does the same at any speed.
+ */
+#ifndef OPENWFP_REPLAY_TRACKER_H
+#define OPENWFP_REPLAY_TRACKER_H
+
+#include <stdint.h>
+
+#include "replay/conn.h"
+#include "replay/decode.h"
+#include "replay/reasm.h"
+
+struct owfp_track_events {
+    /* The connection is established (or picked up): before any data. */
+    void (*open)(void *arg, struct owfp_conn *c);
+    /* In-order bytes of `side`; `p` borrowed for the call. */
+    void (*data)(void *arg, struct owfp_conn *c, int side, const uint8_t *p, size_t n,
+                 uint32_t flags);
+    void (*gap)(void *arg, struct owfp_conn *c, int side, uint64_t n);
+    /* Every byte of `side` before its FIN was reported. */
+    void (*fin)(void *arg, struct owfp_conn *c, int side);
+    /* `side` reset the connection; no more data follows. */
+    void (*rst)(void *arg, struct owfp_conn *c, int side);
+    /* The connection ended (c->end says why). It lingers, closed, to
+     * absorb stray packets, until forget. */
+    void (*end)(void *arg, struct owfp_conn *c);
+    /* `c` is about to be freed. May be NULL. */
+    void (*forget)(void *arg, struct owfp_conn *c);
+};
+
+struct owfp_tracker_config {
+    struct owfp_reasm_config reasm;
+    uint64_t idle_timeout_us;   /* 0 = default 600 s */
+    uint64_t closed_linger_us;  /* 0 = default 60 s: a closed connection absorbs strays */
+    uint64_t max_conns;         /* 0 = unlimited; past it the oldest idle one ends */
+};
+
+struct owfp_tracker_stats {
+    uint64_t segments;
+    uint64_t conns;             /* connections created */
+    uint64_t opened;            /* of which established or picked up */
+    uint64_t midstream;         /* of which picked up without a handshake */
+    uint64_t reused;            /* ended by a new SYN on the same 4-tuple */
+    uint64_t timed_out;
+    uint64_t evicted;           /* ended early by max_conns */
+    uint64_t strays;            /* packets for no connection that start none (a lone RST) */
+    uint64_t rst_ignored;       /* RSTs that failed the acceptance check */
+    uint64_t rst_payload;       /* bytes carried by RSTs (never stream data) */
+    uint64_t live, peak_live;
+};
+
+struct owfp_tracker;
+
+struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,
+                                      const struct owfp_track_events *ev, void *arg);
+/* Ends every connection (OWFP_END_CAPTURE for live ones) and frees all. */
+void owfp_tracker_free(struct owfp_tracker *t);
+
+/* One decoded segment, in capture order. Returns 0, or -ENOMEM when a new
+ * connection could not be allocated (the segment is then dropped). *conn
+ * (if `conn` is not NULL) is the segment's connection, or NULL for a stray;
+ * valid until the next tracker call. */
+int owfp_tracker_segment(struct owfp_tracker *t, const struct owfp_pkt *p,
+                         struct owfp_conn **conn);
+
+/* Ends every live connection (OWFP_END_CAPTURE). */
+void owfp_tracker_close_all(struct owfp_tracker *t);
+
+/* Ends connections idle since before `now_us` minus their timeout. */
+void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us);
+
+const struct owfp_tracker_stats *owfp_tracker_stats(const struct owfp_tracker *t);
+
+#endif
