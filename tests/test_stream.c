@@ -257,6 +257,56 @@ static void test_S5_stream_data_is_one_nbl_per_contiguous_piece(void **state)
     done();
 }
 
+/* One indication's result, with no stream filter on the path: `p` itself,
+ * as one original span, and nothing in the other direction. */
+static void assert_passed_as_is(const struct owfp_stream_result *r, int d, const char *p)
+{
+    const struct owfp_stream_output *o = &r->dir[d], *other = &r->dir[!d];
+    assert_int_equal(o->nspans, 1);
+    assert_ptr_equal(o->spans[0].data, p);
+    assert_int_equal(o->spans[0].len, strlen(p));
+    assert_int_equal(o->spans[0].origin, OWFP_SPAN_ORIGINAL);
+    assert_int_equal(o->bytes, strlen(p));
+    assert_int_equal(o->held_bytes, 0);
+    assert_int_equal(other->nspans, 0);
+    assert_int_equal(other->bytes, 0);
+    assert_int_equal(other->held_bytes, 0);
+    assert_int_equal(r->flow_state, OWFP_FLOW_OFFLOADABLE);
+}
+
+/* Indications of an idle flow take a shortcut (src/stream/fast.c) that must
+ * answer as the general path does, also after a FIN in one direction. */
+static void test_S5_without_stream_filters_each_indication_is_its_own_span(void **state)
+{
+    (void)state;
+    reset();
+    owfp_flow *f = open4();
+    static const char *const pieces[] = {"one", "two", "three", "four"};
+    static const int dirs[] = {SEND, RECV, RECV, SEND};
+    struct owfp_stream_result r;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(owfp_stream_indicate(f, (enum owfp_stream_direction)dirs[i], pieces[i],
+                                              strlen(pieces[i]), 0, &r),
+                         STATUS_SUCCESS);
+        assert_passed_as_is(&r, dirs[i], pieces[i]);
+        assert_int_equal(r.dir[SEND].state | r.dir[RECV].state, 0);
+    }
+    assert_int_equal(owfp_stream_fin(f, OWFP_STREAM_SEND, &r), STATUS_SUCCESS);
+    assert_int_equal(r.dir[SEND].state, OWFP_DIR_FIN | OWFP_DIR_CLOSED);
+    assert_int_equal(owfp_stream_indicate(f, OWFP_STREAM_SEND, "x", 1, 0, &r),
+                     STATUS_INVALID_DEVICE_STATE);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(owfp_stream_indicate(f, OWFP_STREAM_RECEIVE, pieces[i],
+                                              strlen(pieces[i]), OWFP_STREAM_PUSH, &r),
+                         STATUS_SUCCESS);
+        assert_passed_as_is(&r, RECV, pieces[i]);
+        assert_int_equal(r.dir[SEND].state, OWFP_DIR_FIN | OWFP_DIR_CLOSED);
+        assert_int_equal(r.dir[RECV].state, 0);
+    }
+    owfp_flow_close(f);
+    done();
+}
+
 static void hook_s6(struct co *c, int call, const FWPS_INCOMING_VALUES0 *in,
                     const FWPS_INCOMING_METADATA_VALUES0 *meta,
                     FWPS_STREAM_CALLOUT_IO_PACKET0 *io, FWPS_CLASSIFY_OUT0 *out)
@@ -1454,6 +1504,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_S3_conditions_select_the_flows_a_stream_filter_sees, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S4_metadata_flow_handle_and_compartment, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S5_stream_data_is_one_nbl_per_contiguous_piece, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_S5_without_stream_filters_each_indication_is_its_own_span, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S6_out_fields_are_reset_on_every_call, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_blocked_above_per_direction, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S7_missed_bytes_count_bytes_permitted_past_in_the_sublayer, h_setup, h_teardown),

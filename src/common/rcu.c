@@ -64,7 +64,9 @@ void owfp_rcu_read_lock(void)
         return;
     if (!self.listed)
         enlist();
-    atomic_store(&self.active, atomic_load(&global_epoch));
+    /* One full barrier: the fence orders the store before the section's
+     * loads (a seq_cst store would add a second one). */
+    atomic_store_explicit(&self.active, atomic_load(&global_epoch), memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
 }
 

@@ -9,17 +9,6 @@ static struct owfp_callout_table *table(const struct owfp_engine *e)
     return atomic_load_explicit(&((struct owfp_engine *)e)->callouts, memory_order_acquire);
 }
 
-struct owfp_callout *owfp_callout_get(const struct owfp_engine *e, uint32_t id)
-{
-    struct owfp_callout_table *t = table(e);
-    if (!t || id >= t->capacity)
-        return NULL;
-    struct owfp_callout *c = atomic_load_explicit(&t->slot[id], memory_order_acquire);
-    if (!c || atomic_load_explicit(&c->state, memory_order_acquire) == OWFP_CALLOUT_UNREGISTERING)
-        return NULL;
-    return c;
-}
-
 struct owfp_callout *owfp_callout_locked(struct owfp_engine *e, uint32_t id)
 {
     struct owfp_callout_table *t = table(e);

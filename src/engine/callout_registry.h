@@ -42,8 +42,18 @@ struct owfp_callout_table {
 };
 
 /* Looks a callout up by id inside a read section; NULL when not registered
- * or being unregistered. */
-struct owfp_callout *owfp_callout_get(const struct owfp_engine *e, uint32_t id);
+ * or being unregistered. Inline: every callout classify looks it up. */
+static inline struct owfp_callout *owfp_callout_get(const struct owfp_engine *e, uint32_t id)
+{
+    struct owfp_callout_table *t =
+        atomic_load_explicit(&((struct owfp_engine *)e)->callouts, memory_order_acquire);
+    if (!t || id >= t->capacity)
+        return NULL;
+    struct owfp_callout *c = atomic_load_explicit(&t->slot[id], memory_order_acquire);
+    if (!c || atomic_load_explicit(&c->state, memory_order_acquire) == OWFP_CALLOUT_UNREGISTERING)
+        return NULL;
+    return c;
+}
 
 /* With e->mu held: the id for `key`, allocating one if new. 0 when out of
  * memory. `existing_only` returns 0 instead of allocating. */

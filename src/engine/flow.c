@@ -176,11 +176,6 @@ void owfp_flow_end(struct owfp_flow *f)
     owfp_rcu_retire(&f->rcu, release_flow);
 }
 
-void owfp_flow_classify_begin(struct owfp_flow *f)
-{
-    atomic_fetch_add(&f->classifying, 1);
-}
-
 /* With the lock held. */
 static void note_contexts(struct owfp_flow *f)
 {
@@ -191,14 +186,9 @@ static void note_contexts(struct owfp_flow *f)
     atomic_store(&f->any_ctx, f->nctx > 0);
 }
 
-/* Delivers the flowDeleteFns that waited for the classify to end (spec F6).
- * The remover publishes pending_deletes before it reads classifying, and
- * this side drops classifying before it reads pending_deletes, so one of
- * the two always sees the other. */
-void owfp_flow_classify_end(struct owfp_flow *f)
+void owfp_flow_deliver_pending(struct owfp_flow *f)
 {
-    atomic_fetch_sub(&f->classifying, 1);
-    while (atomic_load(&f->pending_deletes)) {
+    do {
         struct owfp_flow_ctx pending;
         bool found = false;
         owfp_flow_lock(f);
@@ -217,7 +207,7 @@ void owfp_flow_classify_end(struct owfp_flow *f)
         if (!found)
             return;
         deliver_delete(f->engine, &pending);
-    }
+    } while (atomic_load(&f->pending_deletes));
 }
 
 static int find_ctx(const struct owfp_flow *f, uint16_t layer, uint32_t callout_id)

@@ -68,9 +68,25 @@ void owfp_flow_lock(struct owfp_flow *f);
 void owfp_flow_unlock(struct owfp_flow *f);
 
 /* Brackets a classify of `f` so FwpsFlowRemoveContext0 answers PENDING
- * meanwhile and the deferred flowDeleteFns run at the end (spec F6). */
-void owfp_flow_classify_begin(struct owfp_flow *f);
-void owfp_flow_classify_end(struct owfp_flow *f);
+ * meanwhile and the deferred flowDeleteFns run at the end (spec F6).
+ * Inline, as every classify of a flow pays for them. */
+static inline void owfp_flow_classify_begin(struct owfp_flow *f)
+{
+    atomic_fetch_add(&f->classifying, 1);
+}
+
+/* Delivers the flowDeleteFns that waited for classifies to end. */
+void owfp_flow_deliver_pending(struct owfp_flow *f);
+
+/* The remover publishes pending_deletes before it reads classifying, and
+ * this side drops classifying before it reads pending_deletes, so one of
+ * the two always sees the other. */
+static inline void owfp_flow_classify_end(struct owfp_flow *f)
+{
+    atomic_fetch_sub(&f->classifying, 1);
+    if (atomic_load(&f->pending_deletes))
+        owfp_flow_deliver_pending(f);
+}
 
 /* The context of (f, layer, callout), if one is associated (spec F5). */
 bool owfp_flow_context(struct owfp_flow *f, uint16_t layer, uint32_t callout_id, uint64_t *ctx);

@@ -62,14 +62,6 @@ void NdisFreeMdl(PMDL Mdl)
     IoFreeMdl(Mdl);
 }
 
-MDL *owfp_mdl_init_borrowed(MDL *storage, const void *data, ULONG len)
-{
-    /* The cast only drops const for the WDK field type; see the header. */
-    MmInitializeMdl(storage, (PVOID)(ULONG_PTR)data, len);
-    MmBuildMdlForNonPagedPool(storage);
-    return storage;
-}
-
 SIZE_T owfp_mdl_chain_copy(MDL *mdl, SIZE_T offset, void *dst, SIZE_T len)
 {
     PUCHAR out = dst;

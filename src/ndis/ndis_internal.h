@@ -16,9 +16,16 @@
 /*
  * Makes `storage` describe [data, data + len), marked as mapped. No
  * allocation, no copy; `data` is only read through the MDL unless a callout
- * writes via it. Returns `storage`.
+ * writes via it. Returns `storage`. Inline: the stream layer sets one up
+ * for every classify.
  */
-MDL *owfp_mdl_init_borrowed(MDL *storage, const void *data, ULONG len);
+static inline MDL *owfp_mdl_init_borrowed(MDL *storage, const void *data, ULONG len)
+{
+    /* The cast only drops const for the WDK field type. */
+    MmInitializeMdl(storage, (PVOID)(ULONG_PTR)data, len);
+    MmBuildMdlForNonPagedPool(storage);
+    return storage;
+}
 
 /*
  * Makes `nb` (caller storage) a NET_BUFFER over `chain`: dataOffset unused

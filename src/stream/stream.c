@@ -38,6 +38,7 @@ void owfp_stream_destroy(struct owfp_stream *s)
     owfp_flow_lock(f);
     f->stream = NULL;
     owfp_flow_unlock(f);
+    owfp_free(s->spare);
     owfp_free(s->stages);
     owfp_free(s->desc);
     owfp_free(s);
@@ -100,6 +101,7 @@ static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
     struct owfp_stream *s = owfp_stream_of(f);
     if (!s)
         return STATUS_INSUFFICIENT_RESOURCES;
+    s->idle = false; /* until the path has run again (finish) */
     owfp_rcu_read_lock();
     /* The previous call's spans have been delivered. */
     owfp_queue_clear(&s->delivered, STATUS_SUCCESS);
@@ -121,20 +123,27 @@ static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
     return STATUS_SUCCESS;
 }
 
-static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
+/* Whether a stage direction takes new data as it comes (fast.c). */
+static bool stage_idle(const struct owfp_stage *st, const struct owfp_stage_dir *sd)
+{
+    return !sd->q.head && (st->gone || (!sd->deferred && !sd->waiting && !sd->batch_left));
+}
+
+NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
 {
     NTSTATUS status = STATUS_SUCCESS;
-    owfp_stream_run(s);
     if (s->nomem) {
         s->nomem = false;
         status = STATUS_INSUFFICIENT_RESOURCES;
     }
+    bool idle = s->path_built;
     for (int d = 0; d < 2; d++) {
         struct owfp_stream_output *ro = &r->dir[d];
         ro->state = 0;
         ro->held_bytes = 0;
         for (uint32_t k = 0; k < s->nstages; k++) {
             struct owfp_stage_dir *sd = &s->stages[k].d[d];
+            idle = idle && stage_idle(&s->stages[k], sd);
             if (sd->deferred)
                 ro->state |= OWFP_DIR_DEFERRED;
             if (!sd->q.head)
@@ -174,8 +183,15 @@ static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
     if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && offloadable(s))
         s->flow_state |= OWFP_FLOW_OFFLOADABLE;
     r->flow_state = s->flow_state;
+    s->idle = idle && !s->dropped;
     owfp_rcu_read_unlock();
     return status;
+}
+
+static NTSTATUS finish(struct owfp_stream *s, struct owfp_stream_result *r)
+{
+    owfp_stream_run(s);
+    return owfp_stream_report(s, r);
 }
 
 static struct owfp_queue *entry_queue(struct owfp_stream *s, int d)
@@ -183,12 +199,10 @@ static struct owfp_queue *entry_queue(struct owfp_stream *s, int d)
     return s->nstages ? &s->stages[0].d[d].q : &s->out[d].q;
 }
 
-owfp_status owfp_stream_indicate(owfp_flow *flow, enum owfp_stream_direction dir,
-                                 const void *data, size_t len, uint32_t flags,
-                                 struct owfp_stream_result *result)
+NTSTATUS owfp_stream_indicate_general(owfp_flow *flow, int dir, const void *data, size_t len,
+                                      uint32_t flags, struct owfp_stream_result *result)
 {
-    if ((dir != OWFP_STREAM_SEND && dir != OWFP_STREAM_RECEIVE) || !data || !len || !result ||
-        (flags & ~(uint32_t)(OWFP_STREAM_PUSH | OWFP_STREAM_URGENT | OWFP_STREAM_NODELAY)))
+    if (!owfp_stream_indication_valid(dir, data, len, flags, result))
         return STATUS_INVALID_PARAMETER;
     struct owfp_stream *s;
     NTSTATUS st = begin(flow, &s);

@@ -100,7 +100,14 @@ struct owfp_stream {
     struct owfp_stage *stages;
     uint32_t nstages;
     bool path_built;
+    /* Set by the last call that ran the path when it left every stage
+     * empty and ready for new data; cleared when a call starts on the
+     * general path. An idle flow's indication may take the fast path. */
+    bool idle;
     uint64_t generation;
+    /* The fast path's item: it only joins a queue when an answer needs the
+     * general path, and is then replaced at the next fast indication. */
+    struct owfp_item *spare;
 
     struct owfp_out out[2];
     struct owfp_queue delivered; /* spans of the previous call: released at the next */
@@ -143,6 +150,43 @@ struct owfp_stream_call {
 };
 extern _Thread_local struct owfp_stream_call *owfp_stream_current;
 
+/* Data a stage is shown: not what its sublayer already permitted or
+ * injected (spec A2, S25), nor empty injected NBLs. */
+static inline bool owfp_item_shown(const struct owfp_stage *st, const struct owfp_item *it)
+{
+    return it->kind == OWFP_ITEM_DATA && it->len && it->skip_rank != st->rank;
+}
+
+/* Where a classify sends the bytes it decided on. */
+enum owfp_route {
+    OWFP_ROUTE_PERMIT,   /* on, past the rest of this sublayer */
+    OWFP_ROUTE_CONTINUE, /* on, to the next stage */
+    OWFP_ROUTE_BLOCK,    /* removed from the stream */
+};
+
+/* The indication a stage is shown next: the run of data at the head of its
+ * queue (up to the rest of a partly enforced indication, S16), or a FIN. */
+struct owfp_batch {
+    uint32_t nitems;
+    uint64_t len;
+    bool fin;              /* the batch is the FIN itself */
+    bool fin_follows;      /* NO_MORE_DATA */
+    uint32_t out_flags;    /* FWPS_CLASSIFY_OUT_FLAG_* */
+    uint32_t stream_flags; /* FWPS_STREAM_FLAG_* beyond the direction and modifiers */
+};
+
+/* The answer of one classify, as the engine will apply it. */
+struct owfp_answer {
+    uint32_t action;       /* FWPS_STREAM_ACTION_* */
+    enum owfp_route route; /* with FWPS_STREAM_ACTION_NONE */
+    uint64_t enforced;     /* with NONE: leading bytes the route covers */
+    uint32_t required;
+    bool injected; /* the callout injected inline: data now waits after its stage */
+};
+
+/* Spec S17: what NEED_MORE_DATA may accumulate at one stage. */
+#define OWFP_STREAM_LIMIT (8u * 1024 * 1024)
+
 /* items.c */
 struct owfp_item *owfp_item_new(void);
 void owfp_item_free(struct owfp_item *it, NTSTATUS status);
@@ -162,8 +206,21 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s);
 void owfp_stream_fixed_values(const struct owfp_flow *f, FWPS_INCOMING_VALUE0 *values,
                               FWP_BYTE_ARRAY16 *local6, FWP_BYTE_ARRAY16 *remote6);
 
+/* classify.c: shows stage k the batch whose first item is `head` (NULL for
+ * an ABORT indication); false when out of memory. */
+bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct owfp_batch *b,
+                          const struct owfp_item *head, struct owfp_answer *a);
+
 /* pipeline.c */
 void owfp_stream_run(struct owfp_stream *s);
+/* Applies stage k's answer to the batch at the head of its queue (a NULL
+ * answer: the classify ran out of memory); false when the stage cannot
+ * move. */
+bool owfp_stream_apply(struct owfp_stream *s, uint32_t k, int d, const struct owfp_batch *b,
+                       const struct owfp_answer *a);
+/* Finishes the pass over the path that stopped after stage k of direction
+ * d, then passes as owfp_stream_run does; `moved` as that pass had found. */
+void owfp_stream_run_from(struct owfp_stream *s, int d, uint32_t k, bool moved);
 void owfp_stream_drop(struct owfp_stream *s);
 void owfp_stream_abort_path(struct owfp_stream *s, int d);
 
@@ -174,5 +231,18 @@ void owfp_stream_discard_inbox(struct owfp_stream *s);
 /* stream.c */
 struct owfp_stream *owfp_stream_of(struct owfp_flow *f);
 void owfp_stream_destroy(struct owfp_stream *s);
+/* The result of a call whose path has run; ends the call's read section. */
+NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r);
+/* owfp_stream_indicate (fast.c) when the fast path does not apply. */
+NTSTATUS owfp_stream_indicate_general(owfp_flow *flow, int dir, const void *data, size_t len,
+                                      uint32_t flags, struct owfp_stream_result *result);
+
+static inline bool owfp_stream_indication_valid(int dir, const void *data, size_t len,
+                                                uint32_t flags,
+                                                const struct owfp_stream_result *result)
+{
+    return (dir == OWFP_STREAM_SEND || dir == OWFP_STREAM_RECEIVE) && data && len && result &&
+           !(flags & ~(uint32_t)(OWFP_STREAM_PUSH | OWFP_STREAM_URGENT | OWFP_STREAM_NODELAY));
+}
 
 #endif
