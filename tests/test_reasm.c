@@ -6,10 +6,12 @@
  * pointer) so tests can check chunking, flags and zero copy.
  *
  * The property test feeds random streams cut into random segments,
- * shuffled, with duplicates, overlapping retransmissions of the same bytes,
- * drops, acks and a FIN, and compares the output position by position with
- * a byte-state model (missing / received / skipped) that knows nothing of
- * the implementation. Reproduce a failure: OWFP_TEST_SEED=<seed>
+ * shuffled, with duplicates, overlapping retransmissions (of the same bytes
+ * or of other ones), drops, acks and a FIN, and compares the output
+ * position by position with a byte map (state, value and first supplier of
+ * each byte) that knows nothing of the implementation: under FIRST bytes go
+ * out as soon as they are in order and keep their first copy, under LAST
+ * they go out only at acks and at the end and take their last copy. Reproduce a failure: OWFP_TEST_SEED=<seed>
  * OWFP_TEST_CASE=<case>; OWFP_TEST_CASES=<n> changes the number of cases.
  */
 #include <inttypes.h>
@@ -291,29 +293,43 @@ static void test_reasm_flags_follow_segments(void **state)
 
 /* ---- overlaps ------------------------------------------------------------- */
 
-/* suricata-verify's exact overlap: GOOD then EVIL at the same place. */
-static void exact_overlap(enum owfp_overlap_policy pol, const char *want)
+/* suricata-verify's exact overlap: GOOD then EVIL at the same place, in
+ * order (as in its capture) or behind a hole. Under FIRST, GOOD in order
+ * goes out at once, so EVIL meets delivered bytes and cannot even be
+ * compared; under LAST both copies wait for the ACK, and the ACK takes the
+ * last. `before_ack` is what has come out before it. */
+static void exact_overlap(enum owfp_overlap_policy pol, int64_t at, const char *before_ack,
+                          const char *want, uint64_t conflicts)
 {
     struct t t;
     t_init(&t, 100, pol);
-    seg(&t, 1, "GOOD");
-    seg(&t, 1, "EVIL");
-    seg(&t, 0, "x");
+    seg(&t, at, "GOOD");
+    seg(&t, at, "EVIL");
+    if (at > 0)
+        seg(&t, 0, "x");
+    assert_string_equal(out(&t), before_ack);
+    ack(&t, at + 4);
     assert_string_equal(out(&t), want);
-    assert_int_equal(t.r.stats.conflicts, 4);
+    assert_int_equal(t.r.stats.conflicts, conflicts);
+    assert_int_equal(t.r.stats.retransmitted, 4 - conflicts);
+    seg(&t, at, "GOOD"); /* once delivered, nothing replaces them */
+    flush(&t);
+    assert_string_equal(out(&t), want);
     t_done(&t);
 }
 
 static void test_reasm_exact_overlap_first_keeps_good(void **state)
 {
     (void)state;
-    exact_overlap(OWFP_OVERLAP_FIRST, "xGOOD");
+    exact_overlap(OWFP_OVERLAP_FIRST, 0, "GOOD", "GOOD", 0);
+    exact_overlap(OWFP_OVERLAP_FIRST, 1, "xGOOD", "xGOOD", 4);
 }
 
 static void test_reasm_exact_overlap_last_takes_evil(void **state)
 {
     (void)state;
-    exact_overlap(OWFP_OVERLAP_LAST, "xEVIL");
+    exact_overlap(OWFP_OVERLAP_LAST, 0, "", "EVIL", 4);
+    exact_overlap(OWFP_OVERLAP_LAST, 1, "", "xEVIL", 4);
 }
 
 static void test_reasm_partial_overlap_first(void **state)
@@ -347,6 +363,8 @@ static void test_reasm_partial_overlap_last(void **state)
     seg(&t, 1, "GOOD");
     seg(&t, 2, "XXX");
     seg(&t, 0, "x");
+    assert_string_equal(out(&t), "");
+    ack(&t, 5);
     assert_string_equal(out(&t), "xGXXX");
     assert_int_equal(t.r.stats.conflicts, 3);
     t_done(&t);
@@ -356,13 +374,27 @@ static void test_reasm_partial_overlap_last(void **state)
     seg(&t, 9, "ok");
     seg(&t, 2, "XXXXXXXXXXX");
     seg(&t, 0, "ab");
+    assert_string_equal(out(&t), "");
+    ack(&t, 13);
     assert_string_equal(out(&t), "abXXXXXXXXXXX");
+    assert_int_equal(t.r.stats.conflicts, 6);
+    t_done(&t);
+
+    /* In order, later copies overlapping part of the waiting bytes. */
+    t_init(&t, 100, OWFP_OVERLAP_LAST);
+    seg(&t, 0, "abcdef");
+    seg(&t, 4, "EFGH");
+    seg(&t, 1, "B");
+    ack(&t, 8);
+    assert_string_equal(out(&t), "aBcdEFGH");
+    assert_int_equal(t.r.stats.conflicts, 3);
     t_done(&t);
 }
 
-/* An in-order segment over buffered bytes: it is delivered without a copy
- * up to the buffered piece, which then goes out (or is replaced under LAST),
- * and the segment continues. */
+/* An in-order segment over buffered bytes: under FIRST it is delivered
+ * without a copy up to the buffered piece, which then goes out, and the
+ * segment continues; under LAST its bytes replace the buffered ones and all
+ * of it waits, cut into pieces around them, for the ACK. */
 static void test_reasm_in_order_segment_over_buffered_bytes(void **state)
 {
     (void)state;
@@ -383,11 +415,23 @@ static void test_reasm_in_order_segment_over_buffered_bytes(void **state)
     t_done(&t);
 
     t_init(&t, 0, OWFP_OVERLAP_LAST);
-    seg(&t, 3, "DE");
+    segf(&t, 3, "DE", OWFP_REASM_PUSH);
     seg(&t, 6, "G");
     seg(&t, 8, "IJKL");
-    seg(&t, 0, s);
+    segf(&t, 0, s, OWFP_REASM_URGENT);
+    assert_string_equal(out(&t), "");
+    assert_int_equal(t.r.ooo_bytes, 12);
+    ack(&t, 8); /* pieces abc de f g h start before 8; ijKL does not */
+    assert_string_equal(out(&t), "abcdefgh");
+    assert_int_equal(t.c.ncalls, 5);
+    for (size_t i = 0; i < t.c.ncalls; i++) /* copies, not the caller's buffer */
+        assert_true(t.c.calls[i].p < (const uint8_t *)s || t.c.calls[i].p >= (const uint8_t *)s + 10);
+    assert_int_equal(t.c.calls[0].flags, OWFP_REASM_URGENT);
+    assert_int_equal(t.c.calls[1].flags, OWFP_REASM_PUSH); /* the first supplier's flags */
+    ack(&t, 9); /* inside the last piece: all of it */
     assert_string_equal(out(&t), "abcdefghijKL");
+    assert_int_equal(t.r.stats.conflicts, 5);
+    assert_int_equal(t.r.ooo_bytes, 0);
     t_done(&t);
 }
 
@@ -738,6 +782,208 @@ static void test_reasm_cap_shared_budget(void **state)
     assert_int_equal(budget.used, 0);
 }
 
+/* ---- LAST: delivery at the ACK ------------------------------------------ */
+
+/* In-order bytes are copied and held: a later copy could still replace
+ * them until the receiver acknowledges them. */
+static void test_reasm_last_nothing_before_ack(void **state)
+{
+    (void)state;
+    static const char a[] = "HELLO ", b[] = "WORLD";
+    struct t t;
+    t_init(&t, 1000, OWFP_OVERLAP_LAST);
+    seg(&t, 0, a);
+    seg(&t, 6, b);
+    fin(&t, 11);
+    assert_string_equal(out(&t), "");
+    assert_int_equal(t.r.next, 0);
+    assert_int_equal(t.r.ooo_bytes, 11);
+    assert_false(owfp_reasm_fin_reached(&t.r));
+    assert_int_equal(t.r.stats.out_of_order, 0); /* held, but in order */
+    ack(&t, 0);  /* at next: nothing */
+    ack(&t, -5); /* behind: nothing */
+    assert_string_equal(out(&t), "");
+    ack(&t, 12); /* the FIN's slot */
+    assert_string_equal(out(&t), "HELLO WORLD");
+    assert_int_equal(t.c.ncalls, 2);
+    assert_ptr_not_equal(t.c.calls[0].p, (const uint8_t *)a);
+    assert_ptr_not_equal(t.c.calls[1].p, (const uint8_t *)b);
+    assert_true(owfp_reasm_fin_reached(&t.r));
+    assert_int_equal(t.r.stats.delivered, 11);
+    assert_int_equal(t.r.ooo_bytes, 0);
+    t_done(&t);
+
+    /* Behind a hole it is out of order, as under FIRST. */
+    t_init(&t, 1000, OWFP_OVERLAP_LAST);
+    seg(&t, 6, b);
+    seg(&t, 0, a);
+    assert_int_equal(t.r.stats.out_of_order, 1);
+    assert_string_equal(out(&t), "");
+    t_done(&t);
+}
+
+/* An ack delivers the pieces that start before it, each whole, skipping
+ * holes; a piece starting at the ack point waits. */
+static void test_reasm_last_ack_delivers_pieces_before_it(void **state)
+{
+    (void)state;
+    struct t t;
+    t_init(&t, 0xFFFFFFFCu, OWFP_OVERLAP_LAST); /* across the wrap */
+    seg(&t, 0, "ab");
+    seg(&t, 2, "cd");
+    seg(&t, 6, "gh");
+    seg(&t, 8, "ij");
+    ack(&t, 1); /* inside "ab" */
+    assert_string_equal(out(&t), "ab");
+    ack(&t, 3); /* inside "cd": all of it */
+    assert_string_equal(out(&t), "abcd");
+    assert_int_equal(t.r.next, 4);
+    ack(&t, 6); /* only the hole: "gh" starts at the ack point */
+    assert_string_equal(out(&t), "abcd[2]");
+    assert_int_equal(t.r.next, 6);
+    ack(&t, 7);
+    assert_string_equal(out(&t), "abcd[2]gh");
+    assert_int_equal(t.r.ooo_bytes, 2);
+    seg(&t, 8, "IJ"); /* still waiting: replaced */
+    seg(&t, 6, "GH"); /* delivered: only counted */
+    ack(&t, 9);
+    assert_string_equal(out(&t), "abcd[2]ghIJ");
+    assert_int_equal(t.r.stats.conflicts, 2);
+    assert_int_equal(t.r.stats.retransmitted, 2);
+    ack(&t, 14); /* past everything: a final gap */
+    assert_string_equal(out(&t), "abcd[2]ghIJ[4]");
+    t_done(&t);
+}
+
+/* Flush delivers whatever still waits for its ACK, in order. */
+static void test_reasm_last_flush_delivers_the_rest(void **state)
+{
+    (void)state;
+    struct owfp_reasm_budget budget = { 0, 0 };
+    struct t t;
+    t_init(&t, 42, OWFP_OVERLAP_LAST);
+    t.cfg.budget = &budget;
+    seg(&t, 0, "abc");
+    seg(&t, 5, "fg");
+    seg(&t, 3, "DE");
+    seg(&t, 3, "de");
+    seg(&t, 9, "jk");
+    ack(&t, 2);
+    assert_string_equal(out(&t), "abc");
+    assert_int_equal(budget.used, 6);
+    fin(&t, 10); /* "k" lies beyond it */
+    flush(&t);
+    assert_string_equal(out(&t), "abcdefg[2]j");
+    assert_true(owfp_reasm_fin_reached(&t.r));
+    assert_int_equal(t.r.stats.conflicts, 2);
+    assert_int_equal(t.r.stats.after_fin, 1);
+    assert_null(t.r.ooo);
+    assert_int_equal(budget.used, 0);
+    t_done(&t);
+
+    /* Without a FIN: up to the last byte held. */
+    t_init(&t, 42, OWFP_OVERLAP_LAST);
+    seg(&t, 4, "ef");
+    seg(&t, 0, "ab");
+    flush(&t);
+    assert_string_equal(out(&t), "ab[2]ef");
+    flush(&t);
+    assert_string_equal(out(&t), "ab[2]ef");
+    t_done(&t);
+}
+
+/* A cap that refuses bytes in order does not lose them: they go out at
+ * once, after the bytes held before them, as under FIRST. Bytes out of
+ * order are refused and become a gap. */
+static void test_reasm_last_refused_in_order_bytes_go_at_once(void **state)
+{
+    (void)state;
+    static const char head[] = "abcd", more[] = "efgh";
+    struct t t;
+    t_init(&t, 7, OWFP_OVERLAP_LAST);
+    t.cfg.max_buffered = 4;
+    seg(&t, 0, head);
+    assert_string_equal(out(&t), "");
+    seg(&t, 4, more); /* 4 + 4 > 4, right after the held run */
+    assert_string_equal(out(&t), "abcdefgh");
+    assert_ptr_not_equal(t.c.calls[0].p, (const uint8_t *)head); /* held: a copy */
+    assert_ptr_equal(t.c.calls[1].p, (const uint8_t *)more);     /* refused: no copy */
+    assert_int_equal(t.r.stats.refused, 0);
+    assert_int_equal(t.r.ooo_bytes, 0);
+
+    seg(&t, 8, "ij");
+    seg(&t, 14, "op");   /* out of order: 2 + 2 fits */
+    seg(&t, 16, "qr");   /* out of order: refused */
+    assert_int_equal(t.r.stats.refused, 2);
+    seg(&t, 10, "klmn"); /* in order after "ij": refused by the cap, sent */
+    assert_string_equal(out(&t), "abcdefghijklmn");
+    assert_int_equal(t.r.stats.refused, 2);
+    assert_int_equal(t.r.ooo_bytes, 2); /* "op" still waits for its ACK */
+    seg(&t, 14, "OP");
+    fin(&t, 18);
+    flush(&t);
+    assert_string_equal(out(&t), "abcdefghijklmnOP[2]");
+    assert_int_equal(t.r.stats.delivered, 16);
+    t_done(&t);
+
+    /* At next, refused by the shared budget: straight from the caller. */
+    struct owfp_reasm_budget budget = { 0, 3 };
+    t_init(&t, 7, OWFP_OVERLAP_LAST);
+    t.cfg.budget = &budget;
+    seg(&t, 0, head);
+    assert_string_equal(out(&t), "abcd");
+    assert_ptr_equal(t.c.calls[0].p, (const uint8_t *)head);
+    seg(&t, 4, "efg"); /* fits: held */
+    assert_string_equal(out(&t), "abcd");
+    assert_int_equal(budget.used, 3);
+    t_done(&t);
+    assert_int_equal(budget.used, 0);
+
+    /* After a release the held run is gone: what is held again counts. */
+    t_init(&t, 7, OWFP_OVERLAP_LAST);
+    t.cfg.max_buffered = 6;
+    seg(&t, 0, "ab");
+    seg(&t, 2, "cd");
+    seg(&t, 4, "ef");
+    owfp_reasm_release(&t.r, &t.cfg);
+    seg(&t, 0, "AB");
+    seg(&t, 2, "CDEFGH"); /* refused, right after "AB" */
+    assert_string_equal(out(&t), "ABCDEFGH");
+    assert_int_equal(t.r.stats.refused, 0);
+    t_done(&t);
+}
+
+/* Held bytes are charged to the budget until they go, by ack, flush or
+ * release. */
+static void test_reasm_last_budget_returns_to_zero(void **state)
+{
+    (void)state;
+    struct owfp_reasm_budget budget = { 0, 100 };
+    struct t a, b;
+    t_init(&a, 0, OWFP_OVERLAP_LAST);
+    t_init(&b, 5000, OWFP_OVERLAP_LAST);
+    a.cfg.budget = b.cfg.budget = &budget;
+    seg(&a, 0, "0123456789");
+    seg(&a, 10, "abcdefghij");
+    seg(&b, 0, "ABCDEFGHIJ");
+    seg(&b, 20, "KLMNO");
+    assert_int_equal(budget.used, 35);
+    ack(&a, 5);
+    assert_int_equal(budget.used, 25);
+    assert_int_equal(a.r.ooo_bytes, 10);
+    flush(&a);
+    assert_int_equal(budget.used, 15);
+    assert_int_equal(a.r.ooo_bytes, 0);
+    owfp_reasm_release(&b.r, &b.cfg);
+    assert_int_equal(budget.used, 0);
+    assert_null(b.r.ooo);
+    assert_string_equal(out(&a), "0123456789abcdefghij");
+    assert_string_equal(out(&b), "");
+    t_done(&a);
+    t_done(&b);
+    assert_int_equal(budget.used, 0);
+}
+
 /* ---- many segments -------------------------------------------------------- */
 
 /* A long run behind one hole, then the hole filled: appending must stay
@@ -797,6 +1043,12 @@ static void test_reasm_many_segments_random_order(void **state)
             owfp_reasm_segment(&t.r, &t.cfg, t.base + cut[i], src + cut[i], cut[i + 1] - cut[i],
                                0, &SINK, &t.c);
         }
+        if (pol == OWFP_OVERLAP_LAST) {
+            /* Everything waits for the ACK; one inside the last piece takes all. */
+            assert_int_equal(t.c.nbytes, 0);
+            assert_int_equal(t.r.ooo_bytes, cut[N]);
+            ack(&t, cut[N - 1] + 1);
+        }
         assert_int_equal(t.c.nbytes, cut[N]);
         assert_memory_equal(t.c.bytes, src, cut[N]);
         assert_null(t.r.ooo);
@@ -843,17 +1095,41 @@ enum ev_kind { EV_SEG, EV_ACK, EV_FIN };
 struct ev {
     enum ev_kind kind;
     int64_t a, b; /* bytes [a, b) (a < 0: starts before the stream); ack offset */
+    uint8_t ver;  /* a segment carries the stream's bytes XOR ver (0: the original) */
 };
 
 enum { MISSING, HAVE, SKIPPED };
 
-/* The reference: one state per byte and the position up to which bytes
- * have come out. Bytes at or after `front` that arrive become HAVE; an ack
- * or the end turns the MISSING bytes it passes into SKIPPED. */
+/* The byte segment event `e` carries at offset i >= 0. */
+static uint8_t ev_byte(const uint8_t *data, const struct ev *e, int64_t i)
+{
+    return (uint8_t)(data[i] ^ e->ver);
+}
+
+/*
+ * The reference: one state and one value per byte, and the position up to
+ * which bytes have come out (delivered or skipped).
+ *
+ * A byte at or after `front` that arrives becomes HAVE with that copy's
+ * value; a later copy of a HAVE byte at or after `front` is a conflict if
+ * it differs, and under LAST takes its place. Bytes before `front` are out
+ * and never change.
+ *
+ * FIRST: `front` moves over HAVE bytes as soon as they are there.
+ * LAST: `front` moves only at an ack or the end: over every byte before the
+ * ack point (MISSING ones become SKIPPED), then on over the rest of the
+ * piece holding the byte just before it. A piece is the bytes one segment
+ * supplied first that touch: the event index is kept per byte (`who`), so
+ * the piece ends where the index changes.
+ */
 struct model {
+    const uint8_t *data;
     uint8_t *st;
+    uint8_t *val;
+    uint32_t *who;
     int64_t len, front;
-    bool fin;
+    bool fin, last;
+    uint64_t conflicts;
 };
 
 static void model_advance(struct model *m)
@@ -862,27 +1138,45 @@ static void model_advance(struct model *m)
         m->front++;
 }
 
-static void model_skip_to(struct model *m, int64_t to)
+/* Everything before `to` comes out; under LAST also the piece that runs
+ * across it. */
+static void model_out_to(struct model *m, int64_t to)
 {
+    if (to <= m->front)
+        return;
     for (int64_t i = m->front; i < to; i++)
         if (m->st[i] == MISSING)
             m->st[i] = SKIPPED;
-    if (to > m->front)
-        m->front = to;
-    model_advance(m);
+    m->front = to;
+    if (!m->last) {
+        model_advance(m);
+    } else if (m->st[to - 1] == HAVE) {
+        while (m->front < m->len && m->st[m->front] == HAVE && m->who[m->front] == m->who[to - 1])
+            m->front++;
+    }
 }
 
-static void model_event(struct model *m, const struct ev *e)
+static void model_event(struct model *m, const struct ev *e, uint32_t index)
 {
     switch (e->kind) {
     case EV_SEG:
-        for (int64_t i = e->a > m->front ? e->a : m->front; i < e->b; i++)
-            if (m->st[i] == MISSING)
+        for (int64_t i = e->a > m->front ? e->a : m->front; i < e->b; i++) {
+            uint8_t v = ev_byte(m->data, e, i);
+            if (m->st[i] == MISSING) {
                 m->st[i] = HAVE;
-        model_advance(m);
+                m->val[i] = v;
+                m->who[i] = index;
+            } else if (m->val[i] != v) {
+                m->conflicts++;
+                if (m->last)
+                    m->val[i] = v;
+            }
+        }
+        if (!m->last)
+            model_advance(m);
         break;
     case EV_ACK:
-        model_skip_to(m, e->a < m->len ? e->a : m->len);
+        model_out_to(m, e->a < m->len ? e->a : m->len);
         break;
     case EV_FIN:
         m->fin = true;
@@ -902,7 +1196,7 @@ static void model_flush(struct model *m)
                 break;
             }
     }
-    model_skip_to(m, end);
+    model_out_to(m, end);
 }
 
 struct pcase {
@@ -915,13 +1209,18 @@ struct pcase {
     enum owfp_overlap_policy pol;
     uint32_t max_buffered;
     uint64_t budget_limit;
+    unsigned alter;  /* % of copies carrying other bytes than the stream's */
+    bool in_order;   /* segments in order, none lost, no acks */
     char err[256];
 };
 
 static void add_ev(struct pcase *pc, enum ev_kind k, int64_t a, int64_t b)
 {
+    uint8_t ver = 0;
+    if (k == EV_SEG && chance(&pc->rng, pc->alter))
+        ver = (uint8_t)(1 + below(&pc->rng, 255));
     pc->evs = grow(pc->evs, &pc->capev, pc->nev + 1, sizeof(*pc->evs));
-    pc->evs[pc->nev++] = (struct ev){ k, a, b };
+    pc->evs[pc->nev++] = (struct ev){ k, a, b, ver };
 }
 
 static void build_case(struct pcase *pc, bool caps)
@@ -939,9 +1238,15 @@ static void build_case(struct pcase *pc, bool caps)
         pc->max_buffered = chance(r, 50) ? below(r, 2000) : 0;
         pc->budget_limit = chance(r, 50) ? below(r, 2000) + 1 : 0;
     }
+    /* Differing copies only where the model says exactly which one wins;
+     * under caps every copy carries the stream's bytes, so any data byte
+     * that comes out can be checked. */
+    if (!caps && chance(r, 50))
+        pc->alter = 1 + below(r, 40);
+    pc->in_order = chance(r, 20);
 
     uint32_t maxseg = 1 + below(r, chance(r, 30) ? 16 : 400);
-    unsigned drop = below(r, 35), dup = below(r, 30);
+    unsigned drop = pc->in_order ? 0 : below(r, 35), dup = below(r, 30);
     for (int64_t a = 0; a < pc->len;) {
         int64_t b = a + 1 + below(r, maxseg);
         if (b > pc->len)
@@ -962,10 +1267,12 @@ static void build_case(struct pcase *pc, bool caps)
     }
     for (uint32_t k = below(r, 4); k > 0; k--)
         add_ev(pc, EV_SEG, below(r, (uint32_t)pc->len + 1), -1); /* zero length */
-    for (uint32_t k = below(r, 6); k > 0; k--)
+    for (uint32_t k = pc->in_order ? 0 : below(r, 6); k > 0; k--)
         add_ev(pc, EV_ACK, below(r, (uint32_t)pc->len + 2), 0);
     if (chance(r, 70))
         add_ev(pc, EV_FIN, pc->len, 0);
+    if (pc->in_order)
+        return;
 
     /* Full shuffle, or only local reordering as on a real path. */
     bool full = chance(r, 50);
@@ -1033,7 +1340,8 @@ static void feed(struct pcase *pc, struct owfp_reasm *r, const struct owfp_reasm
         }
         int64_t pre = e->a < 0 ? -e->a : 0; /* bytes before the stream: any value */
         memcpy(buf, junk, (size_t)pre);
-        memcpy(buf + pre, pc->data + e->a + pre, (size_t)(e->b - e->a - pre));
+        for (int64_t i = e->a + pre; i < e->b; i++)
+            buf[i - e->a] = ev_byte(pc->data, e, i);
         owfp_reasm_segment(r, cfg, pc->base + (uint32_t)e->a, buf, (uint32_t)(e->b - e->a),
                            OWFP_REASM_PUSH, &ACT_SINK, act);
         break;
@@ -1047,21 +1355,27 @@ static void feed(struct pcase *pc, struct owfp_reasm *r, const struct owfp_reasm
     }
 }
 
-/* Without caps the output must equal the model's exactly. With caps, bytes
- * may be refused, so only consistency is checked: the output covers the
- * stream from 0 without holes, data bytes are the stream's own, and a known
- * FIN is reached. */
+/* Without caps the output must equal the model's exactly, after every
+ * event and at the end, and so must the count of conflicts. With caps,
+ * bytes may be refused, so only consistency is checked: the output covers
+ * the stream from 0 without holes, data bytes are the stream's own, a known
+ * FIN is reached; and a stream sent in order loses nothing, whatever the
+ * caps and the policy. */
 static bool check_case(struct pcase *pc, bool caps)
 {
     struct owfp_reasm r;
     struct owfp_reasm_budget budget = { 0, pc->budget_limit };
     struct owfp_reasm_config cfg = { pc->pol, pc->max_buffered, caps ? &budget : NULL };
-    struct model m = { calloc((size_t)pc->len + 1, 1), pc->len, 0, false };
-    struct actual act = { malloc((size_t)pc->len + 1), malloc((size_t)pc->len + 1), 0,
-                          pc->len, false };
+    size_t sz = (size_t)pc->len + 1;
+    struct model m = { .data = pc->data, .st = calloc(sz, 1), .val = malloc(sz),
+                       .who = malloc(sz * sizeof(uint32_t)), .len = pc->len,
+                       .last = pc->pol == OWFP_OVERLAP_LAST };
+    struct actual act = { malloc(sz), malloc(sz), 0, pc->len, false };
     bool ok = true, fin_fed = false;
 
     assert_non_null(m.st);
+    assert_non_null(m.val);
+    assert_non_null(m.who);
     assert_non_null(act.kind);
     assert_non_null(act.byte);
     owfp_reasm_init(&r, pc->base);
@@ -1073,7 +1387,7 @@ static bool check_case(struct pcase *pc, bool caps)
             e.a = pc->len;
         fin_fed |= e.kind == EV_FIN;
         feed(pc, &r, &cfg, &e, &act);
-        model_event(&m, &e);
+        model_event(&m, &e, (uint32_t)i);
         if (caps && budget.used != r.ooo_bytes)
             ok = failf(pc, "event %zu: budget %" PRIu64 " != buffered %" PRIu64, i, budget.used,
                        r.ooo_bytes);
@@ -1092,15 +1406,19 @@ static bool check_case(struct pcase *pc, bool caps)
         ok = failf(pc, "bytes left after flush");
     if (ok && (uint64_t)act.n != r.stats.delivered + r.stats.gap_bytes)
         ok = failf(pc, "stats do not add up");
-    if (ok && r.stats.conflicts != 0)
-        ok = failf(pc, "%" PRIu64 " conflicts with identical copies", r.stats.conflicts);
+    if (ok && r.stats.conflicts != m.conflicts)
+        ok = failf(pc, "%" PRIu64 " conflicts, model %" PRIu64, r.stats.conflicts, m.conflicts);
+    if (ok && pc->in_order && (r.stats.gap_bytes != 0 || r.stats.refused != 0 || act.n != pc->len))
+        ok = failf(pc, "in order: %" PRIu64 " bytes skipped, %" PRIu64 " refused, %" PRId64
+                   " of %" PRId64 " out", r.stats.gap_bytes, r.stats.refused, act.n, pc->len);
     if (ok && m.fin && !owfp_reasm_fin_reached(&r))
         ok = failf(pc, "FIN not reached after flush");
     if (ok && !caps && act.n != m.front)
         ok = failf(pc, "output length %" PRId64 ", model %" PRId64, act.n, m.front);
     for (int64_t i = 0; ok && i < act.n; i++) {
-        if (act.kind[i] == HAVE && act.byte[i] != pc->data[i])
-            ok = failf(pc, "byte %" PRId64 " differs", i);
+        if (act.kind[i] == HAVE && act.byte[i] != (caps ? pc->data[i] : m.val[i]))
+            ok = failf(pc, "byte %" PRId64 ": 0x%02x, %s 0x%02x", i, act.byte[i],
+                       caps ? "stream has" : "model says", caps ? pc->data[i] : m.val[i]);
         else if (!caps && act.kind[i] != m.st[i])
             ok = failf(pc, "byte %" PRId64 ": %s, model says %s", i,
                        act.kind[i] == HAVE ? "data" : "gap", m.st[i] == HAVE ? "data" : "gap");
@@ -1109,6 +1427,8 @@ static bool check_case(struct pcase *pc, bool caps)
     if (ok && (budget.used != 0 || r.ooo_bytes != 0))
         ok = failf(pc, "storage not returned");
     free(m.st);
+    free(m.val);
+    free(m.who);
     free(act.kind);
     free(act.byte);
     return ok;
@@ -1131,17 +1451,17 @@ static bool run_case(uint64_t base, uint32_t index, bool caps, bool verbose)
     bool ok = check_case(&pc, caps);
     if (!ok || verbose) {
         printf("%s: OWFP_TEST_SEED=0x%016" PRIx64 " OWFP_TEST_CASE=%u (%s): len %" PRId64
-               ", base 0x%08x, %s, cap %u, budget %" PRIu64 ", %zu events\n",
+               ", base 0x%08x, %s, cap %u, budget %" PRIu64 ", altered %u%%%s, %zu events\n",
                ok ? "case" : "FAILED", base, index, caps ? "caps" : "exact", pc.len, pc.base,
                pc.pol == OWFP_OVERLAP_FIRST ? "FIRST" : "LAST", pc.max_buffered,
-               pc.budget_limit, pc.nev);
+               pc.budget_limit, pc.alter, pc.in_order ? ", in order" : "", pc.nev);
         if (!ok)
             printf("  %s\n", pc.err);
         if (verbose)
             for (size_t i = 0; i < pc.nev; i++)
-                printf("  %s %" PRId64 " %" PRId64 "\n",
+                printf("  %s %" PRId64 " %" PRId64 " ^0x%02x\n",
                        pc.evs[i].kind == EV_SEG ? "seg" : pc.evs[i].kind == EV_ACK ? "ack" : "fin",
-                       pc.evs[i].a, pc.evs[i].b);
+                       pc.evs[i].a, pc.evs[i].b, pc.evs[i].ver);
     }
     free(pc.data);
     free(pc.evs);
@@ -1217,6 +1537,11 @@ int main(void)
         cmocka_unit_test(test_reasm_bad_fins_ignored),
         cmocka_unit_test(test_reasm_cap_per_direction),
         cmocka_unit_test(test_reasm_cap_shared_budget),
+        cmocka_unit_test(test_reasm_last_nothing_before_ack),
+        cmocka_unit_test(test_reasm_last_ack_delivers_pieces_before_it),
+        cmocka_unit_test(test_reasm_last_flush_delivers_the_rest),
+        cmocka_unit_test(test_reasm_last_refused_in_order_bytes_go_at_once),
+        cmocka_unit_test(test_reasm_last_budget_returns_to_zero),
         cmocka_unit_test(test_reasm_long_run_behind_one_hole),
         cmocka_unit_test(test_reasm_many_segments_random_order),
         cmocka_unit_test(test_reasm_property_random_streams_match_model),

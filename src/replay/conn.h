@@ -57,7 +57,8 @@ struct owfp_conn {
     struct owfp_tracker *tracker;
     struct owfp_conn_key key;
     uint64_t id;          /* 1, 2, ... in order of first packet */
-    uint64_t first_us, last_us;
+    uint64_t first_us, last_us; /* its first and last packet */
+    uint64_t closed_us;         /* when it ended; it lingers from then */
     uint8_t initiator_is_a;
     uint8_t state;        /* enum owfp_conn_state */
     uint8_t end;          /* enum owfp_conn_end */

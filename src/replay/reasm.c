@@ -10,10 +10,16 @@
  *
  * Invariants between calls:
  *  - pieces never overlap;
- *  - every piece starts after `next` (a piece at `next` is delivered at
- *    once), except pieces at or beyond the FIN, which are never delivered
+ *  - every piece starts at or after `next`; under FIRST strictly after (a
+ *    piece at `next` is delivered at once), under LAST a piece at `next`
+ *    waits for its ACK; pieces at or beyond the FIN are never delivered
  *    and wait for flush or release;
- *  - next <= fin_off.
+ *  - `next` never lies inside a piece (pieces go out whole);
+ *  - next <= fin_off;
+ *  - every byte of [next, min(run_end, fin_off)) is stored; run_end may lag
+ *    behind the true end of that run (it is only where run_end_of() starts
+ *    looking), and bytes at or beyond the FIN are never placed, so pieces
+ *    dropped there need not pull it back.
  * A piece is never split or trimmed once stored: overlaps are settled when
  * the new bytes arrive (FIRST drops them, LAST writes them over the stored
  * ones in place), so only the new segment is ever cut.
@@ -216,30 +222,55 @@ static void free_seg(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
     free(s);
 }
 
-/* Copies bytes that must wait behind a hole. A refusal (cap, budget or
- * memory) is not an error: the bytes simply become part of a later gap. */
-static void store(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint64_t off,
-                  const uint8_t *p, uint32_t n, uint32_t flags)
+/* Copies bytes that must wait (behind a hole, or for their ACK under the
+ * LAST policy). Returns false when a cap, the budget or memory refuses. */
+static bool try_store(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint64_t off,
+                      const uint8_t *p, uint32_t n, uint32_t flags)
 {
     struct owfp_reasm_seg *s;
 
-    if (!charge(r, cfg, n)) {
-        r->stats.refused += n;
-        return;
-    }
+    if (!charge(r, cfg, n))
+        return false;
     s = malloc(sizeof(*s) + n);
     if (s == NULL) {
         r->ooo_bytes -= n;
         if (cfg->budget != NULL)
             cfg->budget->used -= n;
-        r->stats.refused += n;
-        return;
+        return false;
     }
     s->off = off;
     s->len = n;
     s->flags = flags;
     memcpy(s->data, p, n);
     tree_insert(r, s);
+    return true;
+}
+
+/* Under LAST a later copy may still replace bytes until the receiver
+ * acknowledges them, so even in-order bytes wait for their ACK. */
+static bool ack_gated(const struct owfp_reasm_config *cfg)
+{
+    return cfg->overlap == OWFP_OVERLAP_LAST;
+}
+
+/* The end of the bytes stored contiguously from next: under LAST, bytes
+ * starting there are in order although next lies behind them. r->run_end
+ * remembers how far the run was found to reach, so each piece is stepped
+ * over once, not once per question (a cap refusing segment after segment
+ * behind a long unacknowledged run would otherwise walk it every time). */
+static uint64_t run_end_of(struct owfp_reasm *r)
+{
+    uint64_t end = max_u64(r->run_end, r->next);
+
+    for (;;) {
+        /* end is a piece's end or next: no piece straddles it. */
+        struct owfp_reasm_seg *t = first_ending_after(r, end);
+        if (t == NULL || t->off != end)
+            break;
+        end = seg_end(t);
+    }
+    r->run_end = end;
+    return end;
 }
 
 /* ---- delivery ------------------------------------------------------------ */
@@ -297,17 +328,33 @@ static void drain(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
     }
 }
 
+/* Delivers the pieces contiguous with next that start before `limit`. */
+static void drain_before(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
+                         uint64_t limit, const struct owfp_reasm_sink *sink, void *arg)
+{
+    for (;;) {
+        struct owfp_reasm_seg *s = tree_min(r);
+        if (s == NULL || s->off != r->next || s->off >= r->fin_off || s->off >= limit)
+            return;
+        deliver_root(r, cfg, sink, arg);
+    }
+}
+
 /* Skips holes and delivers pieces until next reaches `limit` (<= fin_off),
- * then whatever became contiguous. */
+ * then whatever became contiguous (under LAST: only up to `limit`). */
 static void skip_until(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
                        uint64_t limit, const struct owfp_reasm_sink *sink, void *arg)
 {
     while (r->next < limit) {
         struct owfp_reasm_seg *s = tree_min(r);
-        /* s starts after next (invariant), or at/after the FIN >= limit. */
+        /* s starts at or after next, or at/after the FIN >= limit. */
         uint64_t hole_end = (s != NULL && s->off < limit) ? s->off : limit;
-        skip(r, hole_end - r->next, sink, arg);
-        drain(r, cfg, sink, arg);
+        if (hole_end > r->next)
+            skip(r, hole_end - r->next, sink, arg);
+        if (ack_gated(cfg))
+            drain_before(r, cfg, limit, sink, arg);
+        else
+            drain(r, cfg, sink, arg);
     }
 }
 
@@ -361,25 +408,38 @@ static void settle_overlap(struct owfp_reasm *r, const struct owfp_reasm_config 
 }
 
 /* New bytes nobody holds yet: passed on if they are next, else stored.
- * Returns whether they had to wait. */
+ * Returns whether they had to wait behind a hole. */
 static bool place(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint64_t off,
                   const uint8_t *p, uint64_t n, uint32_t flags, const struct owfp_reasm_sink *sink,
                   void *arg)
 {
-    if (off == r->next) {
+    if (off == r->next && !ack_gated(cfg)) {
         emit(r, p, n, flags, sink, arg);
         return false;
     }
-    store(r, cfg, off, p, (uint32_t)n, flags);
+    /* Asked before storing: the new piece would extend the run. */
+    bool in_order = off == r->next || (ack_gated(cfg) && run_end_of(r) == off);
+    if (try_store(r, cfg, off, p, (uint32_t)n, flags))
+        return !in_order;
+    if (in_order) {
+        /* Cannot hold it for its ACK: it goes now, as under FIRST, and the
+         * stored run before it goes first. Refusing it would lose bytes the
+         * peer sent in sequence. */
+        drain_before(r, cfg, off, sink, arg);
+        emit(r, p, n, flags, sink, arg);
+        return false;
+    }
+    r->stats.refused += n; /* part of a later gap */
     return true;
 }
 
 /*
  * Bytes [s, e) of a segment (next <= s < e <= fin_off), walked against the
  * stored pieces in offset order: gaps between pieces are placed, overlaps
- * settled. A stored piece that becomes contiguous while the segment reaches
- * past it is delivered on the spot, so that the segment's following bytes
- * are next again and go out without a copy.
+ * settled. Under FIRST a stored piece that becomes contiguous while the
+ * segment reaches past it is delivered on the spot, so that the segment's
+ * following bytes are next again and go out without a copy; under LAST
+ * everything waits for its ACK.
  */
 static void walk(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint64_t s,
                  uint64_t e, const uint8_t *p, uint32_t flags, const struct owfp_reasm_sink *sink,
@@ -403,12 +463,12 @@ static void walk(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint
         settle_overlap(r, cfg, t, cur, p + (cur - s), end - cur);
         cur = end;
         /* t is still the root (placing at next does not touch the tree). */
-        if (t->off == r->next && cur == seg_end(t))
+        if (!ack_gated(cfg) && t->off == r->next && cur == seg_end(t))
             deliver_root(r, cfg, sink, arg);
     }
     if (waited)
         r->stats.out_of_order++;
-    if (r->next != next_before)
+    if (r->next != next_before && !ack_gated(cfg))
         drain(r, cfg, sink, arg);
 }
 
@@ -457,7 +517,8 @@ void owfp_reasm_segment(struct owfp_reasm *r, const struct owfp_reasm_config *cf
     if (n == 0)
         return;
     /* The common case: the next bytes, nothing waiting, within the FIN. */
-    if (seq == seq_of(r, r->next) && r->ooo == NULL && r->fin_off - r->next >= n) {
+    if (seq == seq_of(r, r->next) && r->ooo == NULL && r->fin_off - r->next >= n &&
+        (cfg == NULL || !ack_gated(cfg))) {
         emit(r, p, n, flags, sink, arg);
         return;
     }
@@ -521,6 +582,7 @@ void owfp_reasm_release(struct owfp_reasm *r, const struct owfp_reasm_config *cf
     if (cfg == NULL)
         cfg = &default_config;
     /* Rotations flatten the tree as it goes: no recursion, however deep. */
+    r->run_end = 0;
     while (t != NULL) {
         if (t->left != NULL) {
             struct owfp_reasm_seg *l = t->left;

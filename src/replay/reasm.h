@@ -2,9 +2,11 @@
  * TCP reassembly of one direction of one connection.
  *
  * Segments go in in capture order; bytes come out in stream order through
- * the sink, each exactly once. In-order bytes are passed straight from the
- * caller's buffer (no copy); only out-of-order bytes are copied, once, into
- * storage the direction owns until they are delivered.
+ * the sink, each exactly once. Under the FIRST overlap policy in-order bytes
+ * are passed straight from the caller's buffer (no copy): only out-of-order
+ * bytes are copied, once, into storage the direction owns until they are
+ * delivered. Under LAST every byte is copied, since it must wait for its
+ * acknowledgement (see enum owfp_overlap_policy).
  *
  * Sequence numbers are 32-bit and wrap; inside, positions are 64-bit
  * offsets from the first byte of the stream (ISN + 1), so nothing here
@@ -29,14 +31,35 @@
 #include <stdint.h>
 
 /*
- * What a byte seen twice becomes. Only bytes still buffered (waiting behind
- * a hole) can be replaced: bytes already passed to data() can never change
- * under either policy, since the sink has consumed them; a later copy of
- * them is counted as retransmitted (it cannot be compared any more).
+ * What a byte seen twice becomes, and so when bytes may go out.
+ *
+ * FIRST (as Windows' stack): the first copy of a byte wins. A later copy
+ * can change nothing, so bytes in order go out at once, without a copy;
+ * only bytes behind a hole are stored.
+ *
+ * LAST: a later copy replaces an earlier one for as long as the receiver
+ * has not acknowledged the byte, which is what "last wins" means for a
+ * receiver: until its ACK, the byte may still be overwritten. So every
+ * byte, in order or not, is stored and goes out only when owfp_reasm_ack()
+ * covers it, or at owfp_reasm_flush(). An ack delivers the stored pieces
+ * contiguous with the stream that start before the ack point, each whole
+ * (a piece is the part of one segment that was new when it arrived), so
+ * delivery may run past the ack point to the end of a piece. With "GOOD"
+ * then "EVIL" at one offset, the stream carries "EVIL" once acknowledged.
+ * A byte in order (at the next byte to deliver, or right after the bytes
+ * stored contiguously from there) that cannot be stored (cap, budget or
+ * memory) goes out at once, after the stored bytes before it, as under
+ * FIRST, rather than be lost; those bytes can then no longer be replaced.
+ * Bytes out of order that are refused count in `refused` and become part of
+ * a later gap, as under FIRST.
+ *
+ * Under both policies bytes already passed to data() never change, since
+ * the sink has consumed them; a later copy of them is counted as
+ * retransmitted (it cannot be compared any more).
  */
 enum owfp_overlap_policy {
-    OWFP_OVERLAP_FIRST = 0, /* the first copy of a byte wins (as Windows' stack) */
-    OWFP_OVERLAP_LAST = 1,  /* a later copy replaces a buffered one */
+    OWFP_OVERLAP_FIRST = 0, /* the first copy of a byte wins; in-order bytes go at once */
+    OWFP_OVERLAP_LAST = 1,  /* the last copy before the byte's ACK wins; all bytes wait for it */
 };
 
 /* Flags of delivered bytes. */
@@ -44,7 +67,9 @@ enum owfp_overlap_policy {
 #define OWFP_REASM_URGENT 0x2 /* from a segment with URG */
 
 /* Data starting more than this beyond the next byte to deliver, and acks
- * or FINs that far ahead, are taken as bogus and ignored. */
+ * or FINs that far ahead, are taken as bogus and ignored. Under LAST the
+ * next byte to deliver is the oldest unacknowledged one, so without a cap
+ * (max_buffered, budget) a peer silent this long loses later data here. */
 #define OWFP_REASM_MAX_AHEAD (UINT64_C(1) << 30)
 
 struct owfp_reasm_sink {
@@ -56,8 +81,9 @@ struct owfp_reasm_sink {
     void (*gap)(void *arg, uint64_t n);
 };
 
-/* Out-of-order storage shared by all directions of a replay. Counts
- * payload bytes only (each buffered piece also costs a ~32-byte header). */
+/* Storage shared by all directions of a replay: bytes behind a hole, and
+ * under LAST also bytes awaiting their ACK. Counts payload bytes only (each
+ * buffered piece also costs a ~32-byte header). */
 struct owfp_reasm_budget {
     uint64_t used;
     uint64_t limit;       /* total bytes; 0 = unlimited */
@@ -66,7 +92,7 @@ struct owfp_reasm_budget {
 /* A NULL config means FIRST, no cap, no budget. */
 struct owfp_reasm_config {
     enum owfp_overlap_policy overlap;
-    uint32_t max_buffered; /* out-of-order bytes per direction; 0 = unlimited */
+    uint32_t max_buffered; /* stored bytes per direction (see budget); 0 = unlimited */
     struct owfp_reasm_budget *budget; /* may be NULL */
 };
 
@@ -77,8 +103,9 @@ struct owfp_reasm_stats {
     uint64_t gaps;          /* gap() calls */
     uint64_t retransmitted; /* bytes seen again with the same value */
     uint64_t conflicts;     /* bytes seen again with a different value */
-    uint64_t out_of_order;  /* segments that had to wait (count) */
-    uint64_t refused;       /* out-of-order bytes refused by a cap (they become a gap) */
+    uint64_t out_of_order;  /* segments with bytes stored behind a hole (count) */
+    uint64_t refused;       /* out-of-order bytes refused by a cap (they become a gap);
+                             * bytes in order are never refused */
     uint64_t late;          /* bytes that arrived after their place was skipped */
     uint64_t after_fin;     /* bytes at or beyond the FIN */
     uint64_t out_of_window; /* bytes of segments starting > MAX_AHEAD beyond next */
@@ -95,6 +122,7 @@ struct owfp_reasm {
     uint64_t skip_hi;
     struct owfp_reasm_seg *ooo; /* buffered segments: splay tree by offset */
     uint64_t ooo_bytes;
+    uint64_t run_end;    /* [next, run_end) is all buffered, before the FIN (LAST's hint) */
     struct owfp_reasm_stats stats;
 };
 
@@ -103,7 +131,8 @@ struct owfp_reasm {
 void owfp_reasm_init(struct owfp_reasm *r, uint32_t first_seq);
 
 /* The payload of one segment starting at `seq`; `flags` OWFP_REASM_*.
- * Delivers what became contiguous. */
+ * Under FIRST, delivers what became contiguous; under LAST, delivers only
+ * in-order bytes that could not be stored (see the policy). */
 void owfp_reasm_segment(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint32_t seq,
                         const uint8_t *p, uint32_t n, uint32_t flags,
                         const struct owfp_reasm_sink *sink, void *arg);
@@ -116,12 +145,15 @@ void owfp_reasm_segment(struct owfp_reasm *r, const struct owfp_reasm_config *cf
  * at flush; release just frees them. */
 void owfp_reasm_fin(struct owfp_reasm *r, uint32_t seq);
 
-/* True once every byte before the FIN was delivered or skipped. */
+/* True once every byte before the FIN was delivered or skipped (under
+ * LAST: once the peer acknowledged them, or after flush). */
 bool owfp_reasm_fin_reached(const struct owfp_reasm *r);
 
 /* The peer acknowledged every byte before `ack`: skip the holes before it
- * (never past the FIN) and deliver what follows them. Acks at or behind
- * next, or more than MAX_AHEAD ahead, do nothing. */
+ * (never past the FIN) and deliver what follows them: under FIRST all that
+ * became contiguous, under LAST the pieces starting before `ack`, each
+ * whole. Acks at or behind next, or more than MAX_AHEAD ahead, do
+ * nothing. */
 void owfp_reasm_ack(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint32_t ack,
                     const struct owfp_reasm_sink *sink, void *arg);
 

@@ -192,8 +192,7 @@ static void close_conn(struct owfp_tracker *t, struct owfp_conn *c, enum owfp_co
     list_unlink(&t->live, c);
     c->state = OWFP_CONN_CLOSED;
     c->end = (uint8_t)why;
-    if (c->last_us < t->now_us)
-        c->last_us = t->now_us;
+    c->closed_us = t->now_us;
     t->st.live--;
     t->ev.end(t->arg, c);
     list_append(&t->closed, c);
@@ -249,10 +248,11 @@ static struct owfp_conn *new_conn(struct owfp_tracker *t, const struct owfp_conn
     return c;
 }
 
-/* A SYN that starts a new connection on a 4-tuple still in use. */
+/* A SYN that starts a new connection on a 4-tuple still in use, open or
+ * closed and lingering: the initiator's own SYN seen again is not one. */
 static bool new_attempt(const struct owfp_conn *c, int side, const struct owfp_pkt *p)
 {
-    if (c->state != OWFP_CONN_OPEN)
+    if (c->state == OWFP_CONN_HANDSHAKE)
         return false; /* during the handshake a new ISN just replaces the old */
     const struct owfp_conn_dir *d = &c->d[side];
     return side != 0 || !d->isn_known || d->isn != p->seq;
@@ -270,12 +270,23 @@ static void touch(struct owfp_tracker *t, struct owfp_conn *c, uint64_t ts)
 
 /* ---- per segment ---------------------------------------------------------- */
 
-static bool rst_acceptable(const struct owfp_conn_dir *d, uint32_t seq)
+/* Side `d` (peer `o`) sends a RST. Its next byte is known before it sends
+ * any data too (ISN+1, or the peer's ACK when picked up mid-stream), and a
+ * blind RST from a silent side must not pass just because it is silent. */
+static bool rst_acceptable(const struct owfp_conn_dir *d, const struct owfp_conn_dir *o,
+                           uint32_t seq)
 {
-    if (!d->started)
-        return true;
-    int64_t off = (int32_t)(seq - (d->r.base_seq + (uint32_t)d->r.next));
-    return off >= -(int64_t)RST_WINDOW && off <= (int64_t)RST_WINDOW;
+    uint32_t next;
+    if (d->started)
+        next = d->r.base_seq + (uint32_t)d->r.next;
+    else if (d->isn_known)
+        next = d->isn + 1;
+    else if (o->ack_known)
+        next = o->last_ack;
+    else
+        return true; /* nothing tells where this side stands */
+    uint32_t off = seq - next;
+    return off <= RST_WINDOW || off >= 0u - RST_WINDOW;
 }
 
 static void on_rst(struct owfp_tracker *t, struct owfp_conn *c, int s, const struct owfp_pkt *p)
@@ -287,7 +298,7 @@ static void on_rst(struct owfp_tracker *t, struct owfp_conn *c, int s, const str
         c->d[s].rst = true;
         return;
     }
-    if (!rst_acceptable(&c->d[s], p->seq)) {
+    if (!rst_acceptable(&c->d[s], &c->d[1 - s], p->seq)) {
         t->st.rst_ignored++;
         return;
     }
@@ -395,16 +406,16 @@ int owfp_tracker_segment(struct owfp_tracker *t, const struct owfp_pkt *p,
     bool syn_only = (p->tcp_flags & (OWFP_TCP_SYN | OWFP_TCP_ACK)) == OWFP_TCP_SYN;
     if (c) {
         int side = src_is_a == (c->initiator_is_a != 0) ? 0 : 1;
-        if (c->state == OWFP_CONN_CLOSED && !syn_only) {
+        bool fresh = syn_only && new_attempt(c, side, p);
+        if (c->state == OWFP_CONN_CLOSED && !fresh) {
             *conn = c; /* a straggler of a finished connection */
             return 0;
         }
-        if (c->state == OWFP_CONN_CLOSED) {
-            free_conn(t, c);
-            c = NULL;
-        } else if (syn_only && new_attempt(c, side, p)) {
-            t->st.reused++;
-            close_conn(t, c, OWFP_END_REUSED);
+        if (fresh) {
+            if (c->state != OWFP_CONN_CLOSED) {
+                t->st.reused++;
+                close_conn(t, c, OWFP_END_REUSED);
+            }
             free_conn(t, c);
             c = NULL;
         }
@@ -430,7 +441,7 @@ void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us)
     if (now_us > t->now_us)
         t->now_us = now_us;
     struct owfp_conn *c;
-    while ((c = t->closed.oldest) && c->last_us + t->cfg.closed_linger_us <= now_us)
+    while ((c = t->closed.oldest) && c->closed_us + t->cfg.closed_linger_us <= now_us)
         free_conn(t, c);
     while ((c = t->live.oldest) && c->last_us + t->cfg.idle_timeout_us <= now_us) {
         t->st.timed_out++;
