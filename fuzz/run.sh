@@ -6,7 +6,7 @@
 #
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  default 60
-#   TARGET              stream, mgmt (default: both)
+#   TARGET              stream, mgmt, decode, reasm, replay (default: all)
 # Environment:
 #   OWFP_FUZZ_BUILD     build directory (default build-fuzz)
 #
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stream mgmt)
+[ ${#targets[@]} -gt 0 ] || targets=(stream mgmt decode reasm replay)
 build=${OWFP_FUZZ_BUILD:-build-fuzz}
 
 if ! command -v clang >/dev/null; then
@@ -33,7 +33,12 @@ else
     CC=clang meson setup "$build" -Dfuzz=true -Dtests=disabled -Dbuildtype=debugoptimized \
         >/dev/null
 fi
-meson compile -C "$build" "${targets[@]/#/fuzz_}" >/dev/null
+mkdir -p "$build/fuzz-work"
+if ! meson compile -C "$build" "${targets[@]/#/fuzz_}" >"$build/fuzz-work/build.log" 2>&1; then
+    echo "fuzz/run.sh: the build failed; $build/fuzz-work/build.log ends with:" >&2
+    tail -20 "$build/fuzz-work/build.log" >&2
+    exit 1
+fi
 
 status=0
 for t in "${targets[@]}"; do
