@@ -614,6 +614,60 @@ static void test_decode_dlt_ipv4_and_ipv6(void **state)
     expect_result(DLT_IPV4, &g, OWFP_DECODE_MALFORMED);
 }
 
+/* ---- where the IP header starts ---- */
+
+/* Decodes `f` and returns the offset it reports for the IP header. */
+static uint16_t l3_off_of(int dlt, const struct fb *f)
+{
+    struct owfp_decoder *d = new_decoder();
+    struct owfp_pkt p;
+    memset(&p, 0xAA, sizeof(p));
+    assert_int_equal(dec(d, dlt, f, &p), OWFP_DECODE_TCP);
+    owfp_decoder_free(d);
+    return p.l3_off;
+}
+
+static void test_decode_l3_off_each_link(void **state)
+{
+    (void)state;
+    static const uint8_t rfc1042[3] = {0, 0, 0};
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    v4_packet(&f, "e");
+    assert_int_equal(l3_off_of(DLT_EN10MB, &f), 14);
+
+    struct fb q = {0};
+    eth(&q, 0x88A8);
+    vlan(&q, 200, 0x8100);
+    vlan(&q, 2001, 0x86DD);
+    v6_packet(&q, "qinq");
+    assert_int_equal(l3_off_of(DLT_EN10MB, &q), 22);
+
+    struct fb snap = {0};
+    snap_frame(&snap, 0xAA, 0xAA, rfc1042, "snap");
+    assert_int_equal(l3_off_of(DLT_EN10MB, &snap), 22);
+
+    struct fb c = {0};
+    sll(&c, 0x8100);
+    vlan(&c, 7, 0x0800);
+    v4_packet(&c, "cvlan");
+    assert_int_equal(l3_off_of(DLT_LINUX_SLL, &c), 20);
+
+    struct fb c2 = {0};
+    sll2(&c2, 0x86DD);
+    v6_packet(&c2, "c2");
+    assert_int_equal(l3_off_of(DLT_LINUX_SLL2, &c2), 20);
+
+    struct fb n = {0};
+    putle32(&n, 2);
+    v4_packet(&n, "null");
+    assert_int_equal(l3_off_of(DLT_NULL, &n), 4);
+
+    struct fb r = {0};
+    v6_packet(&r, "raw");
+    assert_int_equal(l3_off_of(DLT_RAW, &r), 0);
+}
+
 /* ---- BSD loopback ---- */
 
 static void test_decode_null_both_byte_orders(void **state)
@@ -1191,6 +1245,7 @@ static void test_decode_ipv4_fragments_in_order(void **state)
     struct owfp_pkt p;
     send_v4_frags(d, seg, n, offs, 3, order, &p);
     expect_segment(&p, seg, n);
+    assert_int_equal(p.l3_off, 14); /* in the last fragment's frame */
     uint8_t src[16] = {10, 0, 0, 1};
     assert_memory_equal(p.src, src, 16);
     assert_int_equal(p.ip_version, 4);
@@ -2230,6 +2285,7 @@ int main(void)
         cmocka_unit_test(test_decode_vlan_arp_is_not_tcp),
         cmocka_unit_test(test_decode_linux_sll),
         cmocka_unit_test(test_decode_linux_sll2),
+        cmocka_unit_test(test_decode_l3_off_each_link),
         cmocka_unit_test(test_decode_raw_ip_version_nibble),
         cmocka_unit_test(test_decode_dlt_ipv4_and_ipv6),
         cmocka_unit_test(test_decode_null_both_byte_orders),

@@ -894,6 +894,79 @@ static void test_tracker_closed_linger_then_freed(void **state)
     expect(&f, "");
 }
 
+/* Past max_closed the record closed longest is forgotten, whatever its age:
+ * its strays then start nothing new (a lone FIN/ACK is a mid-stream pickup
+ * only with data or ACK, so use a RST: it counts as a stray). */
+static void test_tracker_max_closed_forgets_oldest(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct owfp_tracker_config cfg = {.max_closed = 2};
+    fx_init(&f, &cfg);
+    struct ep a = client(40001), b = client(40002), c = client(40003);
+    const struct ep *eps[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        handshake_between(&f, eps[i], &SRV, 100, 500);
+        tx(&f, eps[i], &SRV, RST, 101, 0, NULL);
+    }
+    expect(&f, "o1:40001 r1.0 e1:rst o2:40002 r2.0 e2:rst o3:40003 r3.0 e3:rst x1");
+    const struct owfp_tracker_stats *st = stats(&f);
+    assert_int_equal(st->lingering, 2);
+    assert_int_equal(st->linger_cut, 1);
+    /* b still lingers and absorbs; a is gone and its RST is a stray. */
+    tx(&f, &b, &SRV, RST, 101, 0, NULL);
+    assert_int_equal(st->strays, 0);
+    tx(&f, &a, &SRV, RST, 101, 0, NULL);
+    assert_int_equal(st->strays, 1);
+    expect(&f, "");
+    fx_done(&f);
+    expect(&f, "x2 x3");
+}
+
+/* With a touch step most packets leave the expiry list alone, but
+ * timeouts stay exact and connections still end in the order of their
+ * last packets. */
+static void test_tracker_touch_step_keeps_timeouts_exact(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct owfp_tracker_config cfg = {.idle_timeout_us = 80 * SEC, .touch_step_us = 10 * SEC};
+    fx_init(&f, &cfg);
+    struct ep a = client(40001), b = client(40002), c = client(40003);
+
+    handshake_between(&f, &a, &SRV, 100, 500);
+    handshake_between(&f, &b, &SRV, 200, 600);
+    handshake_between(&f, &c, &SRV, 300, 700);
+    /* a's packet is the newest, but a stays listed first (within the step). */
+    tx(&f, &b, &SRV, ACK, 201, 601, NULL);
+    tx(&f, &a, &SRV, ACK, 101, 501, NULL);
+    uint64_t a_last = f.now - 1000;
+    expect(&f, "o1:40001 o2:40002 o3:40003");
+
+    owfp_tracker_expire(f.t, a_last + 80 * SEC - 1);
+    expect(&f, "e3:timeout e2:timeout"); /* c, b: due, though listed after a */
+    owfp_tracker_expire(f.t, a_last + 80 * SEC);
+    expect(&f, "e1:timeout");
+    assert_int_equal(stats(&f)->timed_out, 3);
+    fx_done(&f);
+    expect(&f, "x3 x2 x1");
+}
+
+static void test_tracker_touch_step_capture_end_order(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct owfp_tracker_config cfg = {.touch_step_us = 10 * SEC};
+    fx_init(&f, &cfg);
+    struct ep a = client(40001), b = client(40002);
+    handshake_between(&f, &a, &SRV, 100, 500);
+    handshake_between(&f, &b, &SRV, 200, 600);
+    tx(&f, &a, &SRV, ACK, 101, 501, NULL);
+    expect(&f, "o1:40001 o2:40002");
+    fx_done(&f);
+    expect(&f, "e2:capture e1:capture x2 x1");
+}
+
 /* Past max_conns the connection idle longest ends, whatever its age. */
 static void test_tracker_max_conns_evicts_oldest(void **state)
 {
@@ -998,6 +1071,9 @@ int main(void)
         cmocka_unit_test(test_tracker_idle_timeout),
         cmocka_unit_test(test_tracker_closed_linger_then_freed),
         cmocka_unit_test(test_tracker_max_conns_evicts_oldest),
+        cmocka_unit_test(test_tracker_max_closed_forgets_oldest),
+        cmocka_unit_test(test_tracker_touch_step_keeps_timeouts_exact),
+        cmocka_unit_test(test_tracker_touch_step_capture_end_order),
         cmocka_unit_test(test_tracker_sequence_wrap),
         cmocka_unit_test(test_tracker_ipv6),
     };

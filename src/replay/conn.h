@@ -53,12 +53,15 @@ struct owfp_conn_dir {
 };
 
 struct owfp_conn {
-    struct owfp_conn *older, *newer; /* expiry list, by last packet time */
-    struct owfp_tracker *tracker;
+    struct owfp_conn *older, *newer; /* expiry list, by listed_us */
     struct owfp_conn_key key;
     uint64_t id;          /* 1, 2, ... in order of first packet */
     uint64_t first_us, last_us; /* its first and last packet */
-    uint64_t closed_us;         /* when it ended; it lingers from then */
+    /* Live: when it was last moved to the newest end of the expiry list
+     * (tracker_config.touch_step_us). Closed: when it ended; it lingers
+     * from then. */
+    uint64_t listed_us;
+    uint64_t touched;     /* the tracker's segment count at its last packet */
     uint8_t initiator_is_a;
     uint8_t state;        /* enum owfp_conn_state */
     uint8_t end;          /* enum owfp_conn_end */

@@ -73,6 +73,7 @@ struct owfp_decoder {
     struct owfp_decode_stats stats;
     uint64_t frag_deadline; /* owfp_defrag_deadline(), cached */
     struct owfp_defrag *defrag;
+    const uint8_t *frame;   /* the frame being decoded, for pkt.l3_off */
 };
 
 /* The part of the frame not decoded yet. */
@@ -274,6 +275,7 @@ static enum owfp_decode_result decode_ipv4(struct owfp_decoder *d, struct span s
     if (s.cap < 20)
         return short_of(&s, 20);
     const uint8_t *ip = s.p;
+    out->l3_off = (uint16_t)(ip - d->frame);
     if (ip[0] >> 4 != 4)
         return OWFP_DECODE_MALFORMED;
     uint32_t hlen = (uint32_t)(ip[0] & 0x0F) * 4;
@@ -405,6 +407,7 @@ static enum owfp_decode_result decode_ipv6(struct owfp_decoder *d, struct span s
     if (s.cap < 40)
         return short_of(&s, 40);
     const uint8_t *ip6 = s.p;
+    out->l3_off = (uint16_t)(ip6 - d->frame);
     if (ip6[0] >> 4 != 6)
         return OWFP_DECODE_MALFORMED;
     /* A payload length of 0 is either a jumbogram (RFC 2675) or a BIG TCP
@@ -620,7 +623,9 @@ enum owfp_decode_result owfp_decode(struct owfp_decoder *d, int dlt, const uint8
     /* A wire length below the captured length is a broken header; the
      * captured bytes are real, so believe them. */
     struct span s = {frame, caplen, wirelen < caplen ? caplen : wirelen};
+    d->frame = frame;
     enum owfp_decode_result r = decode_link(d, dlt, s, ts_us, out);
+    d->frame = NULL;
     if (r == OWFP_DECODE_TCP)
         out->ts_us = ts_us;
     count(&d->stats, r, out);

@@ -54,6 +54,10 @@ struct owfp_pkt {
      * Always 0 for a reassembled datagram. */
     uint32_t payload_cut;
     uint64_t ts_us; /* capture time, microseconds */
+    /* Where the IPv4/IPv6 header starts in the frame given to owfp_decode()
+     * (for a datagram rebuilt from fragments: in the last fragment's frame),
+     * so that a writer can reuse the link-layer header in front of it. */
+    uint16_t l3_off;
 };
 
 enum owfp_decode_result {

@@ -1,11 +1,14 @@
 /* The optional outputs (outputs.h). */
 #include "replay/outputs.h"
 
+#include "replay/pcap_out.h"
 #include "replay/stream_files.h"
 
 int owfp_outputs_start(struct owfp_replay *r)
 {
     if (r->opt.write_streams && !(r->files = owfp_stream_files_new(r->opt.write_streams)))
+        return -1;
+    if (r->opt.write_pcap && !(r->pcap = owfp_pcap_out_new(r->opt.write_pcap)))
         return -1;
     return 0;
 }
@@ -13,26 +16,32 @@ int owfp_outputs_start(struct owfp_replay *r)
 int owfp_outputs_stop(struct owfp_replay *r)
 {
     int st = owfp_stream_files_free(r->files);
+    int pst = owfp_pcap_out_free(r->pcap);
     r->files = NULL;
-    return st;
+    r->pcap = NULL;
+    return st ? st : pst;
 }
 
 void owfp_outputs_frame_begin(struct owfp_replay *r, int dlt, const uint8_t *frame,
                               uint32_t caplen, uint32_t wirelen, uint64_t ts_us,
                               const struct owfp_pkt *p)
 {
-    (void)r, (void)dlt, (void)frame, (void)caplen, (void)wirelen, (void)ts_us, (void)p;
+    if (r->pcap)
+        owfp_pcap_out_frame_begin(r->pcap, dlt, frame, caplen, wirelen, ts_us, p);
 }
 
 void owfp_outputs_frame_end(struct owfp_replay *r, struct owfp_conn *c)
 {
-    (void)r, (void)c;
+    if (r->pcap)
+        owfp_pcap_out_frame_end(r->pcap, c);
 }
 
 void owfp_outputs_open(struct owfp_replay *r, struct owfp_rconn *rc)
 {
     if (r->files)
         owfp_stream_files_open(r->files, rc);
+    if (r->pcap)
+        owfp_pcap_out_open(r->pcap, rc->conn);
 }
 
 void owfp_outputs_bytes(struct owfp_replay *r, struct owfp_rconn *rc, int side,
@@ -41,6 +50,8 @@ void owfp_outputs_bytes(struct owfp_replay *r, struct owfp_rconn *rc, int side,
     (void)injected;
     if (r->files)
         owfp_stream_files_write(r->files, rc, side, p, n);
+    if (r->pcap)
+        owfp_pcap_out_bytes(r->pcap, rc->conn, side, p, n);
 }
 
 void owfp_outputs_gap(struct owfp_replay *r, struct owfp_rconn *rc, int side, uint64_t n)
@@ -50,12 +61,16 @@ void owfp_outputs_gap(struct owfp_replay *r, struct owfp_rconn *rc, int side, ui
 
 void owfp_outputs_fin(struct owfp_replay *r, struct owfp_rconn *rc, int side)
 {
-    (void)r, (void)rc, (void)side;
+    if (r->pcap)
+        owfp_pcap_out_fin(r->pcap, rc->conn, side);
 }
 
 void owfp_outputs_reset(struct owfp_replay *r, struct owfp_rconn *rc)
 {
-    (void)r, (void)rc;
+    /* A RST from the capture is written as captured, at its own frame; only
+     * a reset the engine decided needs RSTs made up. */
+    if (r->pcap && (rc->dropped || rc->blocked))
+        owfp_pcap_out_reset(r->pcap, rc->conn);
 }
 
 void owfp_outputs_end(struct owfp_replay *r, struct owfp_rconn *rc)
@@ -66,5 +81,6 @@ void owfp_outputs_end(struct owfp_replay *r, struct owfp_rconn *rc)
 
 void owfp_outputs_forget(struct owfp_replay *r, struct owfp_conn *c)
 {
-    (void)r, (void)c;
+    if (r->pcap)
+        owfp_pcap_out_forget(r->pcap, c);
 }

@@ -14,7 +14,9 @@ int owfp_outputs_start(struct owfp_replay *r);
 int owfp_outputs_stop(struct owfp_replay *r);
 
 /* Every captured frame, with its decoded segment (NULL when not TCP),
- * before the tracker sees it; the frame is borrowed until frame_end. */
+ * before the tracker sees it; the frame is borrowed until frame_end. IP
+ * fragments the decoder keeps are not frames here: the datagram they make
+ * comes with the frame of the fragment that completes it. */
 void owfp_outputs_frame_begin(struct owfp_replay *r, int dlt, const uint8_t *frame,
                               uint32_t caplen, uint32_t wirelen, uint64_t ts_us,
                               const struct owfp_pkt *p);

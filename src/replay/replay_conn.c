@@ -14,6 +14,9 @@
  * that a hostile capture cannot take the machine. */
 #define DEFAULT_MAX_BUFFERED (4u << 20)
 #define DEFAULT_MAX_BUFFERED_TOTAL (1ull << 30)
+/* Expiry-list precision (tracker.h, touch_step_us): flow timeouts are in
+ * seconds or more, and most packets then leave the list alone. */
+#define TOUCH_STEP_US 1000000
 
 #define STATUS_OK(st) ((st) >= 0)
 
@@ -287,6 +290,9 @@ static void ev_rst(void *arg, struct owfp_conn *c, int side)
         owfp_status st = owfp_stream_abort(rc->flow, owfp_rconn_dir(rc, side), &res);
         if (!STATUS_OK(st))
             note_error(rc, st);
+        /* The engine marks an aborted flow dropped (spec S10); the capture
+         * reset it, no callout did. */
+        res.flow_state &= ~(uint32_t)OWFP_FLOW_DROPPED;
         take(r, rc, &res);
     }
     if (!rc->dropped)
@@ -380,6 +386,7 @@ struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt)
                   .budget = &r->budget},
         .idle_timeout_us = opt->flow_timeout_us,
         .max_conns = opt->max_conns,
+        .touch_step_us = TOUCH_STEP_US,
     };
     owfp_progress_init(&r->progress, opt->progress && !opt->quiet, opt->captures, opt->ncaptures);
     r->decoder = owfp_decoder_new(NULL);
@@ -401,6 +408,12 @@ void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uin
 {
     struct owfp_pkt p;
     enum owfp_decode_result d = owfp_decode(r->decoder, dlt, frame, caplen, wirelen, ts_us, &p);
+    if (d == OWFP_DECODE_FRAGMENT) {
+        /* Kept by the decoder: the datagram comes back whole with its last
+         * fragment, which is the frame the outputs see. */
+        poll_woken(r);
+        return;
+    }
     const struct owfp_pkt *tcp = d == OWFP_DECODE_TCP ? &p : NULL;
     struct owfp_conn *c = NULL;
     owfp_outputs_frame_begin(r, dlt, frame, caplen, wirelen, ts_us, tcp);

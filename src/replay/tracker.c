@@ -3,6 +3,7 @@
 #include "replay/tracker.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -10,6 +11,8 @@
 
 #define DEFAULT_IDLE_US (600ull * 1000000)
 #define DEFAULT_LINGER_US (60ull * 1000000)
+/* About a minute of closed connections at 1,000 per second, 35 MB at most. */
+#define DEFAULT_MAX_CLOSED 65536
 /* How far a RST may sit from the next expected byte and still be believed:
  * wider than any real window, narrow enough to reject a blind seq-0 RST. */
 #define RST_WINDOW (1u << 24)
@@ -30,6 +33,8 @@ struct owfp_tracker {
     uint64_t next_id;
     uint64_t now_us; /* the latest capture time seen */
     struct owfp_tracker_stats st;
+    struct owfp_conn **due; /* connections about to end together */
+    size_t due_cap;
 };
 
 /* ---- table and lists ------------------------------------------------------ */
@@ -100,6 +105,7 @@ static bool make_key(const struct owfp_pkt *p, struct owfp_conn_key *k)
 /* ---- reassembly sinks ----------------------------------------------------- */
 
 struct sink_ctx {
+    struct owfp_tracker *t;
     struct owfp_conn *c;
     int side;
 };
@@ -107,15 +113,13 @@ struct sink_ctx {
 static void sink_data(void *arg, const uint8_t *p, size_t n, uint32_t flags)
 {
     struct sink_ctx *x = arg;
-    struct owfp_tracker *t = x->c->tracker;
-    t->ev.data(t->arg, x->c, x->side, p, n, flags);
+    x->t->ev.data(x->t->arg, x->c, x->side, p, n, flags);
 }
 
 static void sink_gap(void *arg, uint64_t n)
 {
     struct sink_ctx *x = arg;
-    struct owfp_tracker *t = x->c->tracker;
-    t->ev.gap(t->arg, x->c, x->side, n);
+    x->t->ev.gap(x->t->arg, x->c, x->side, n);
 }
 
 static const struct owfp_reasm_sink g_sink = {sink_data, sink_gap};
@@ -167,7 +171,7 @@ static bool report_fins(struct owfp_tracker *t, struct owfp_conn *c)
 static void flush_dir(struct owfp_tracker *t, struct owfp_conn *c, int side)
 {
     struct owfp_conn_dir *d = &c->d[side];
-    struct sink_ctx x = {c, side};
+    struct sink_ctx x = {t, c, side};
     if (d->started)
         owfp_reasm_flush(&d->r, &t->cfg.reasm, &g_sink, &x);
 }
@@ -192,10 +196,11 @@ static void close_conn(struct owfp_tracker *t, struct owfp_conn *c, enum owfp_co
     list_unlink(&t->live, c);
     c->state = OWFP_CONN_CLOSED;
     c->end = (uint8_t)why;
-    c->closed_us = t->now_us;
+    c->listed_us = t->now_us;
     t->st.live--;
     t->ev.end(t->arg, c);
     list_append(&t->closed, c);
+    t->st.lingering++;
 }
 
 static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
@@ -203,8 +208,21 @@ static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
     if (t->ev.forget)
         t->ev.forget(t->arg, c);
     owfp_hmap_remove(&t->table, key_hash(&c->key), c);
+    if (c->state == OWFP_CONN_CLOSED)
+        t->st.lingering--;
     list_unlink(list_of(t, c), c);
     owfp_free(c);
+}
+
+/* Past max_closed the record closed longest goes first: at a high enough
+ * connection rate memory stays flat, at the price of strays that come
+ * later than that many closes being taken for new connections. */
+static void cap_lingering(struct owfp_tracker *t, const struct owfp_conn *keep)
+{
+    while (t->st.lingering > t->cfg.max_closed && t->closed.oldest != keep) {
+        t->st.linger_cut++;
+        free_conn(t, t->closed.oldest);
+    }
 }
 
 /* Which endpoint started the connection, from its first packet. */
@@ -234,9 +252,9 @@ static struct owfp_conn *new_conn(struct owfp_tracker *t, const struct owfp_conn
         return NULL;
     }
     c->key = *k;
-    c->tracker = t;
     c->id = ++t->next_id;
-    c->first_us = c->last_us = p->ts_us;
+    c->first_us = c->last_us = c->listed_us = p->ts_us;
+    c->touched = t->st.segments;
     c->initiator_is_a = src_is_a == initiator_is_sender(p);
     c->handshake = (p->tcp_flags & OWFP_TCP_SYN) != 0;
     list_append(&t->live, c);
@@ -258,14 +276,20 @@ static bool new_attempt(const struct owfp_conn *c, int side, const struct owfp_p
     return side != 0 || !d->isn_known || d->isn != p->seq;
 }
 
+/* The live list stays ordered by listed_us, and listed_us <= last_us <
+ * listed_us + touch_step_us, which is what expiry relies on. */
 static void touch(struct owfp_tracker *t, struct owfp_conn *c, uint64_t ts)
 {
     if (ts > c->last_us)
         c->last_us = ts;
-    if (c->state != OWFP_CONN_CLOSED && t->live.newest != c) {
-        list_unlink(&t->live, c);
-        list_append(&t->live, c);
-    }
+    c->touched = t->st.segments;
+    if (c->state == OWFP_CONN_CLOSED || t->live.newest == c)
+        return;
+    if (c->last_us - c->listed_us < t->cfg.touch_step_us)
+        return;
+    c->listed_us = c->last_us;
+    list_unlink(&t->live, c);
+    list_append(&t->live, c);
 }
 
 /* ---- per segment ---------------------------------------------------------- */
@@ -337,7 +361,7 @@ static void on_payload(struct owfp_tracker *t, struct owfp_conn *c, int s,
         open_conn(t, c);
     }
     start_dir(c, s, first_byte(d, o, seq));
-    struct sink_ctx x = {c, s};
+    struct sink_ctx x = {t, c, s};
     if (p->payload_len)
         owfp_reasm_segment(&d->r, &t->cfg.reasm, seq, p->payload, p->payload_len,
                            reasm_flags(f), &g_sink, &x);
@@ -352,7 +376,7 @@ static void on_ack(struct owfp_tracker *t, struct owfp_conn *c, int s, uint32_t 
     struct owfp_conn_dir *o = &c->d[1 - s];
     if (!o->started && o->isn_known)
         start_dir(c, 1 - s, o->isn + 1);
-    struct sink_ctx x = {c, 1 - s};
+    struct sink_ctx x = {t, c, 1 - s};
     if (o->started)
         owfp_reasm_ack(&o->r, &t->cfg.reasm, ack, &g_sink, &x);
 }
@@ -432,8 +456,71 @@ int owfp_tracker_segment(struct owfp_tracker *t, const struct owfp_pkt *p,
     }
     touch(t, c, p->ts_us);
     on_segment(t, c, src_is_a == (c->initiator_is_a != 0) ? 0 : 1, p);
+    cap_lingering(t, c);
     *conn = c;
     return 0;
+}
+
+/* ---- ending many at once ---------------------------------------------------- */
+
+static bool due_push(struct owfp_tracker *t, size_t n, struct owfp_conn *c)
+{
+    if (n == t->due_cap) {
+        size_t cap = t->due_cap ? t->due_cap * 2 : 64;
+        struct owfp_conn **p = owfp_realloc(t->due, cap * sizeof(*p));
+        if (!p)
+            return false;
+        t->due = p;
+        t->due_cap = cap;
+    }
+    t->due[n] = c;
+    return true;
+}
+
+static int by_touch(const void *a, const void *b)
+{
+    const struct owfp_conn *x = *(struct owfp_conn *const *)a, *y = *(struct owfp_conn *const *)b;
+    return x->touched < y->touched ? -1 : x->touched > y->touched;
+}
+
+/* Ends the gathered connections in the order of their last packets, the
+ * order an exactly kept list would give. */
+static void end_due(struct owfp_tracker *t, size_t n, enum owfp_conn_end why)
+{
+    if (!n)
+        return; /* t->due may still be NULL, which qsort must not see */
+    qsort(t->due, n, sizeof(*t->due), by_touch);
+    for (size_t i = 0; i < n; i++) {
+        if (why == OWFP_END_TIMEOUT)
+            t->st.timed_out++;
+        close_conn(t, t->due[i], why);
+    }
+}
+
+static bool idle_due(const struct owfp_tracker *t, const struct owfp_conn *c, uint64_t now_us)
+{
+    return c->last_us + t->cfg.idle_timeout_us <= now_us;
+}
+
+/* The live list is ordered by listed_us, and last_us runs up to a touch
+ * step ahead of it: every connection due lies among those listed a
+ * timeout ago, but not every one of those is due. */
+static void expire_live(struct owfp_tracker *t, uint64_t now_us)
+{
+    size_t n = 0;
+    struct owfp_conn *c = t->live.oldest;
+    for (; c && c->listed_us + t->cfg.idle_timeout_us <= now_us; c = c->newer)
+        if (idle_due(t, c, now_us) && !due_push(t, n++, c))
+            break;
+    if (c && c->listed_us + t->cfg.idle_timeout_us <= now_us) {
+        /* Out of memory: end the due ones as listed, in order of listing. */
+        for (c = t->live.oldest; c && idle_due(t, c, now_us); c = t->live.oldest) {
+            t->st.timed_out++;
+            close_conn(t, c, OWFP_END_TIMEOUT);
+        }
+        return;
+    }
+    end_due(t, n, OWFP_END_TIMEOUT);
 }
 
 void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us)
@@ -441,12 +528,10 @@ void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us)
     if (now_us > t->now_us)
         t->now_us = now_us;
     struct owfp_conn *c;
-    while ((c = t->closed.oldest) && c->closed_us + t->cfg.closed_linger_us <= now_us)
+    while ((c = t->closed.oldest) && c->listed_us + t->cfg.closed_linger_us <= now_us)
         free_conn(t, c);
-    while ((c = t->live.oldest) && c->last_us + t->cfg.idle_timeout_us <= now_us) {
-        t->st.timed_out++;
-        close_conn(t, c, OWFP_END_TIMEOUT);
-    }
+    expire_live(t, now_us);
+    cap_lingering(t, NULL);
 }
 
 struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,
@@ -460,6 +545,11 @@ struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,
         t->cfg.idle_timeout_us = DEFAULT_IDLE_US;
     if (!t->cfg.closed_linger_us)
         t->cfg.closed_linger_us = DEFAULT_LINGER_US;
+    if (!t->cfg.max_closed)
+        t->cfg.max_closed = DEFAULT_MAX_CLOSED;
+    /* Eviction takes the oldest listed, so it needs an exact list. */
+    if (t->cfg.touch_step_us > t->cfg.idle_timeout_us / 8 || t->cfg.max_conns)
+        t->cfg.touch_step_us = t->cfg.max_conns ? 0 : t->cfg.idle_timeout_us / 8;
     t->ev = *ev;
     t->arg = arg;
     return t;
@@ -467,6 +557,14 @@ struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,
 
 void owfp_tracker_close_all(struct owfp_tracker *t)
 {
+    size_t n = 0;
+    for (struct owfp_conn *c = t->live.oldest; c; c = c->newer) {
+        if (!due_push(t, n++, c)) {
+            n = 0; /* out of memory: in order of listing */
+            break;
+        }
+    }
+    end_due(t, n, OWFP_END_CAPTURE);
     while (t->live.oldest)
         close_conn(t, t->live.oldest, OWFP_END_CAPTURE);
 }
@@ -479,6 +577,7 @@ void owfp_tracker_free(struct owfp_tracker *t)
     while (t->closed.oldest)
         free_conn(t, t->closed.oldest);
     owfp_hmap_free(&t->table);
+    owfp_free(t->due);
     owfp_free(t);
 }
 

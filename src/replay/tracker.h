@@ -40,6 +40,17 @@ struct owfp_tracker_config {
     uint64_t idle_timeout_us;   /* 0 = default 600 s */
     uint64_t closed_linger_us;  /* 0 = default 60 s: a closed connection absorbs strays */
     uint64_t max_conns;         /* 0 = unlimited; past it the oldest idle one ends */
+    /* Lingering closed connections kept at most (0 = default 65536); past
+     * it the one closed longest is forgotten early. Bounds memory however
+     * fast connections close. */
+    uint64_t max_closed;
+    /* 0: every packet moves its connection to the newest end of the expiry
+     * list. Otherwise a packet moves it only when its time advanced this
+     * much (capped at an eighth of the idle timeout) since the last move,
+     * which spares most packets two neighbours' cache misses; expiry then
+     * looks a step further down the list, so timeouts stay exact. Ignored
+     * (0) with max_conns: eviction takes the oldest listed. */
+    uint64_t touch_step_us;
 };
 
 struct owfp_tracker_stats {
@@ -54,6 +65,8 @@ struct owfp_tracker_stats {
     uint64_t rst_ignored;       /* RSTs that failed the acceptance check */
     uint64_t rst_payload;       /* bytes carried by RSTs (never stream data) */
     uint64_t live, peak_live;
+    uint64_t lingering;         /* closed connections kept to absorb strays */
+    uint64_t linger_cut;        /* of them, forgotten early by max_closed */
 };
 
 struct owfp_tracker;
