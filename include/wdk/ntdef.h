@@ -11,6 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sal.h"
+
+/*
+ * Pool tags are written as multi-character constants ('gaT1'), which MSVC
+ * takes silently and GCC warns about by default; a driver built with -Werror
+ * would not compile unchanged. The diagnostic is off from here to the end of
+ * the translation unit unless the driver asks to keep it.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(OPENWFP_KEEP_MULTICHAR_WARNING)
+#pragma GCC diagnostic ignored "-Wmultichar"
+#endif
+
 #if defined(__SIZEOF_WCHAR_T__) && __SIZEOF_WCHAR_T__ != 2
 #error "openwfp's WDK headers need a 16-bit wchar_t: compile with -fshort-wchar (pkg-config --cflags openwfp-wdk)"
 #endif
@@ -49,7 +61,7 @@ typedef const void *PCVOID, *LPCVOID;
 typedef void *HANDLE, **PHANDLE;
 
 typedef char CHAR, *PCHAR, *PSTR, *LPSTR;
-typedef const char *PCSTR, *LPCSTR, *PCSZ;
+typedef const char *PCSTR, *LPCSTR, *PCSZ, *PCCH;
 typedef uint8_t UCHAR, *PUCHAR, BYTE, *PBYTE, UINT8, *PUINT8;
 typedef int8_t INT8, *PINT8;
 typedef int16_t SHORT, *PSHORT, INT16, *PINT16;
@@ -162,6 +174,22 @@ typedef PVOID PSECURITY_DESCRIPTOR;
 #define DBG_UNREFERENCED_PARAMETER(P) ((void)(P))
 #define DBG_UNREFERENCED_LOCAL_VARIABLE(V) ((void)(V))
 #define C_ASSERT(e) _Static_assert(e, #e)
+
+/* As in the WDK: C only, not with NOMINMAX, never over an existing macro. */
+#if !defined(__cplusplus) && !defined(NOMINMAX)
+#ifndef max
+#define max(a, b) (((a) > (b)) ? (a) : (b))
+#endif
+#ifndef min
+#define min(a, b) (((a) < (b)) ? (a) : (b))
+#endif
+#endif
+
+typedef CHAR CCHAR;
+typedef ULONG LOGICAL, *PLOGICAL;
+typedef ULONG ACCESS_MASK, *PACCESS_MASK;
+typedef LONG KPRIORITY;
+typedef ULONG_PTR KAFFINITY, *PKAFFINITY;
 
 #include "ntstatus.h"
 

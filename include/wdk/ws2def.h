@@ -101,6 +101,53 @@ typedef struct _WSACMSGHDR {
 } WSACMSGHDR, *PWSACMSGHDR, *LPWSACMSGHDR;
 #endif
 
+/*
+ * IP protocol numbers (IANA; Windows and Linux agree on every value). The
+ * C library declares the same names as enumerators in <netinet/in.h>: when it
+ * came first its names are used; host code that wants both headers includes
+ * <netinet/in.h> before this one.
+ */
+#ifndef OPENWFP_IPPROTO_DEFINED
+#define OPENWFP_IPPROTO_DEFINED
+#if defined(_NETINET_IN_H)
+typedef int IPPROTO, *PIPPROTO;
+#else
+typedef enum {
+    IPPROTO_IP = 0,
+    IPPROTO_HOPOPTS = 0,
+    IPPROTO_ICMP = 1,
+    IPPROTO_IGMP = 2,
+    IPPROTO_GGP = 3,
+    IPPROTO_IPV4 = 4,
+    IPPROTO_ST = 5,
+    IPPROTO_TCP = 6,
+    IPPROTO_CBT = 7,
+    IPPROTO_EGP = 8,
+    IPPROTO_IGP = 9,
+    IPPROTO_PUP = 12,
+    IPPROTO_UDP = 17,
+    IPPROTO_IDP = 22,
+    IPPROTO_RDP = 27,
+    IPPROTO_IPV6 = 41,
+    IPPROTO_ROUTING = 43,
+    IPPROTO_FRAGMENT = 44,
+    IPPROTO_ESP = 50,
+    IPPROTO_AH = 51,
+    IPPROTO_ICMPV6 = 58,
+    IPPROTO_NONE = 59,
+    IPPROTO_DSTOPTS = 60,
+    IPPROTO_ND = 77,
+    IPPROTO_ICLFXBM = 78,
+    IPPROTO_PIM = 103,
+    IPPROTO_PGM = 113,
+    IPPROTO_L2TP = 115,
+    IPPROTO_SCTP = 132,
+    IPPROTO_RAW = 255,
+    IPPROTO_MAX = 256,
+} IPPROTO, *PIPPROTO;
+#endif
+#endif
+
 #if defined(__x86_64__) || defined(__aarch64__)
 _Static_assert(sizeof(SOCKADDR) == 16, "SOCKADDR layout");
 _Static_assert(sizeof(SCOPE_ID) == 4, "SCOPE_ID layout");

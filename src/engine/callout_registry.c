@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "kernel/irql.h"
 
 static struct owfp_callout_table *table(const struct owfp_engine *e)
 {
@@ -212,6 +213,7 @@ void owfp_callout_call_classify(const struct owfp_callout *c,
                                 const void *classify_context, const FWPS_FILTER0 *filter,
                                 UINT64 flow_context, FWPS_CLASSIFY_OUT0 *out)
 {
+    unsigned char irql = owfp_irql_enter_callout();
     /* FWPS_FILTER0..3 share one layout; only the provider-context pointee differs. */
     switch (c->version) {
     case 0:
@@ -234,6 +236,7 @@ void owfp_callout_call_classify(const struct owfp_callout *c,
                                                   out);
         break;
     }
+    owfp_irql_leave_callout(irql, "classifyFn");
 }
 
 NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOTIFY_TYPE type,
@@ -243,6 +246,7 @@ NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOT
         return STATUS_SUCCESS;
     NTSTATUS st;
     owfp_notify_depth++;
+    unsigned char irql = owfp_irql_enter_callout();
     switch (c->version) {
     case 0:
         st = ((FWPS_CALLOUT_NOTIFY_FN0)c->notify)(type, filter_key, filter);
@@ -257,6 +261,7 @@ NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOT
         st = ((FWPS_CALLOUT_NOTIFY_FN3)c->notify)(type, filter_key, (FWPS_FILTER3 *)filter);
         break;
     }
+    owfp_irql_leave_callout(irql, "notifyFn");
     owfp_notify_depth--;
     return st;
 }

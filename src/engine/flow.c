@@ -5,6 +5,7 @@
 
 #include "callout_registry.h"
 #include "common/alloc.h"
+#include "kernel/irql.h"
 #include "layers.h"
 #include "stream/stream.h"
 
@@ -128,8 +129,11 @@ static void deliver_delete(struct owfp_engine *e, const struct owfp_flow_ctx *c)
                                   ? atomic_load_explicit(&t->slot[c->callout_id],
                                                          memory_order_acquire)
                                   : NULL;
-    if (co && co->flow_delete)
+    if (co && co->flow_delete) {
+        unsigned char irql = owfp_irql_enter_callout();
         co->flow_delete(c->layer, c->callout_id, c->context);
+        owfp_irql_leave_callout(irql, "flowDeleteFn");
+    }
     if (co)
         atomic_fetch_sub(&co->contexts, 1);
     atomic_fetch_sub(&e->flows->contexts, 1);
