@@ -51,6 +51,19 @@ bool owfp_workitems_wait_idle(unsigned timeout_ms);
 /* System threads created and not yet terminated. */
 unsigned long owfp_system_threads_running(void);
 
+/* The registry drivers read (ZwOpenKey, ZwQueryValueKey,
+ * RtlQueryRegistryValues, ZwClose). Keys are named by full path
+ * ("\\REGISTRY\\MACHINE\\SYSTEM\\...", printable ASCII, any case); setting a
+ * value creates its key. Strings are UTF-8 here and REG_SZ (UTF-16) to
+ * drivers. 0, -EINVAL (bad path, name or UTF-8) or -ENOMEM. */
+int owfp_registry_create_key(const char *path);
+int owfp_registry_set_dword(const char *path, const char *name, uint32_t value);
+int owfp_registry_set_string(const char *path, const char *name, const char *utf8);
+/* Key handles opened by drivers and not yet closed. */
+unsigned long owfp_registry_open_handles(void);
+/* Removes every key and forgets open handles. */
+void owfp_registry_clear(void);
+
 #ifdef __cplusplus
 }
 #endif

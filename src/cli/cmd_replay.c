@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openwfp/kernel.h>
 #include <openwfp/openwfp.h>
 
 #include "cli/commands.h"
+#include "cli/driver_host.h"
 #include "cli/example_callouts.h"
 #include "replay/replay.h"
 
@@ -26,9 +28,18 @@ static void usage(FILE *out)
           "each TCP connection and runs it through the filter engine as Windows would:\n"
           "ALE_FLOW_ESTABLISHED once, then each direction's bytes at the stream layer.\n"
           "With no CAPTURE it replays the bundled sample with --example mask=secret\n"
-          "and --example block-port=8023.\n"
+          "and --example block-port=8023 (with --driver: the sample, no examples).\n"
           "\n"
           "  --example SPEC          built-in callout: noop | mask=WORD | block-port=N\n"
+          "  --driver PATH.so        load a callout driver built as a shared object: its\n"
+          "                          DriverEntry runs before the replay, DriverUnload after,\n"
+          "                          then what it left behind is reported (repeatable; loaded\n"
+          "                          in order, unloaded in reverse; docs/porting.md)\n"
+          "  --driver-param NAME=VALUE  a value in the driver's registry key (REG_DWORD for\n"
+          "                          decimal or 0x-hex numbers, else REG_SZ), for the --driver\n"
+          "                          before it, or for every driver when before any --driver\n"
+          "  --strict                exit 3 when the kernel layer recorded findings or a\n"
+          "                          driver left something behind\n"
           "  --local NET/PREFIX      endpoints in NET are local (default: the initiator)\n"
           "  --overlap first|last    which copy of overlapping bytes wins (default first)\n"
           "  --json                  JSON Lines instead of key=value lines\n"
@@ -62,12 +73,34 @@ struct args {
     const char *examples[MAX_LIST];
     size_t nexamples;
     struct owfp_net nets[MAX_LIST];
+    struct owfp_driver_spec drivers[MAX_LIST];
+    size_t ndrivers;
+    struct owfp_driver_param params[MAX_LIST]; /* in command-line order */
+    size_t param_owner[MAX_LIST];              /* index into drivers + 1; 0 = every driver */
+    size_t nparams;
+    struct owfp_driver_param driver_params[MAX_LIST][MAX_LIST];
+    bool strict;
 };
+
+/* Each driver's parameters: those given before any --driver, then its own
+ * (a later value of the same name wins). */
+static void assign_params(struct args *a)
+{
+    for (size_t d = 0; d < a->ndrivers; d++) {
+        size_t n = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < a->nparams; i++)
+                if (a->param_owner[i] == (pass ? d + 1 : 0))
+                    a->driver_params[d][n++] = a->params[i];
+        a->drivers[d].params = a->driver_params[d];
+        a->drivers[d].nparams = n;
+    }
+}
 
 static int parse(int argc, char **argv, struct args *a)
 {
     enum { O_EXAMPLE = 256, O_LOCAL, O_OVERLAP, O_JSON, O_QUIET, O_NOPROG, O_STREAMS, O_PCAP,
-           O_TIMEOUT, O_MAXCONN, O_MAXBUF, O_MAXTOTAL };
+           O_TIMEOUT, O_MAXCONN, O_MAXBUF, O_MAXTOTAL, O_DRIVER, O_DRIVER_PARAM, O_STRICT };
     static const struct option opts[] = {
         {"example", required_argument, 0, O_EXAMPLE},
         {"local", required_argument, 0, O_LOCAL},
@@ -81,6 +114,9 @@ static int parse(int argc, char **argv, struct args *a)
         {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-buffered", required_argument, 0, O_MAXBUF},
         {"max-buffered-total", required_argument, 0, O_MAXTOTAL},
+        {"driver", required_argument, 0, O_DRIVER},
+        {"driver-param", required_argument, 0, O_DRIVER_PARAM},
+        {"strict", no_argument, 0, O_STRICT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -131,6 +167,19 @@ static int parse(int argc, char **argv, struct args *a)
             if (parse_u64("--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
                 return -1;
             break;
+        case O_DRIVER:
+            if (a->ndrivers == MAX_LIST)
+                return fprintf(stderr, "openwfp replay: too many --driver\n"), -1;
+            a->drivers[a->ndrivers++].path = optarg;
+            break;
+        case O_DRIVER_PARAM:
+            if (a->nparams == MAX_LIST)
+                return fprintf(stderr, "openwfp replay: too many --driver-param\n"), -1;
+            if (!owfp_driver_param_parse(optarg, &a->params[a->nparams]))
+                return -1;
+            a->param_owner[a->nparams++] = a->ndrivers;
+            break;
+        case O_STRICT: a->strict = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -141,10 +190,12 @@ static int parse(int argc, char **argv, struct args *a)
     if (!o->ncaptures) {
         o->captures = g_sample;
         o->ncaptures = 1;
-        for (size_t i = 0; i < sizeof(g_sample_examples) / sizeof(g_sample_examples[0]); i++)
+        /* A driver is the callout: the sample alone, no built-in examples. */
+        for (size_t i = 0; !a->ndrivers && i < sizeof(g_sample_examples) / sizeof(g_sample_examples[0]); i++)
             if (a->nexamples < MAX_LIST)
                 a->examples[a->nexamples++] = g_sample_examples[i];
     }
+    assign_params(a);
     return 0;
 }
 
@@ -160,15 +211,29 @@ int owfp_cmd_replay(int argc, char **argv)
                 (uint32_t)st);
         return 2;
     }
-    int status = 0;
+    /* Drivers load into the engine and unload before it goes; the replay
+     * has closed every flow (flowDeleteFn ran) by the time it returns. */
+    unsigned long findings_before = owfp_kernel_findings();
+    int status = owfp_drivers_load(a.drivers, a.ndrivers);
+    bool ran = !status;
     for (size_t i = 0; i < a.nexamples && !status; i++)
         if (owfp_examples_add(a.examples[i]) != 0)
             status = 2;
     if (!status)
         status = owfp_replay_run(&a.o);
-    if (!a.o.json)
+    if (ran && !a.o.json)
         owfp_examples_report(a.o.out ? a.o.out : stdout);
     owfp_examples_remove();
+    unsigned long problems = ran ? owfp_drivers_unload(stderr) : 0;
     owfp_engine_destroy(engine);
+    owfp_drivers_release();
+    unsigned long findings = owfp_kernel_findings() - findings_before;
+    if (a.strict && ran && (findings || problems)) {
+        fprintf(stderr, "openwfp replay: --strict: %lu kernel finding(s), %lu problem(s) left by "
+                        "drivers\n",
+                findings, problems);
+        if (!status)
+            status = 3;
+    }
     return status;
 }

@@ -43,4 +43,8 @@ int64_t owfp_time_system(void);
 size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool fmt_wide,
                    va_list ap);
 
+/* ZwClose for registry keys (registry.c): true when `handle` was an open key
+ * handle (now closed, *status set); false when it is not one. */
+bool owfp_registry_close(HANDLE handle, NTSTATUS *status);
+
 #endif

@@ -274,6 +274,9 @@ NTSTATUS NTAPI ZwClose(HANDLE Handle)
 {
     if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwClose"))
         return STATUS_INVALID_DEVICE_STATE;
+    NTSTATUS reg_status;
+    if (owfp_registry_close(Handle, &reg_status)) /* a registry key (registry.c) */
+        return reg_status;
     struct owfp_thread *t = (struct owfp_thread *)Handle;
     pthread_mutex_lock(&live_mu);
     bool ok = false;

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "replay/defrag.h"
+#include "replay/proto.h"
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86DD
@@ -50,12 +51,6 @@
  * caller that reads headers itself may pass it on as is. */
 #define LINKTYPE_RAW 101
 
-#define PROTO_TCP 6
-#define IP6_HOPOPTS 0
-#define IP6_ROUTING 43
-#define IP6_FRAGMENT 44
-#define IP6_AH 51
-#define IP6_DSTOPTS 60
 
 enum link {
     LINK_NONE,

@@ -3,13 +3,8 @@
 
 #include <pcap/dlt.h>
 #include <string.h>
+#include "replay/proto.h"
 
-#define PROTO_TCP 6
-#define IP6_HOPOPTS 0
-#define IP6_ROUTING 43
-#define IP6_FRAGMENT 44
-#define IP6_AH 51
-#define IP6_DSTOPTS 60
 /* More IPv6 extension headers than this in one frame is not a real frame. */
 #define MAX_EXT_HEADERS 16
 

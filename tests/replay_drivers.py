@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Callout drivers built as shared modules (tests/drivers/) through
+`openwfp replay --driver`: DriverEntry and DriverUnload run, a stream callout
+sees exactly the replay's bytes, a failing DriverEntry, an API openwfp does
+not have, a pool leak and --strict, --driver-param through the registry.
+
+usage: replay_drivers.py OPENWFP CORPUS_DIR COUNT.so FAIL.so LEAK.so PARAM.so UNRESOLVED.so
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+OPENWFP, CORPUS, COUNT, FAIL, LEAK, PARAM, UNRESOLVED = sys.argv[1:8]
+PCAP = os.path.join(CORPUS, "pcap")
+HTTP = os.path.join(PCAP, "debian-python3-dpkt/examples/data/http.pcap")
+OVERLAP = os.path.join(PCAP, "suricata-verify/eve-payload-01-tcp-exact-overlap/tcp-overlap.pcap")
+failures = []
+
+
+def replay(*args, leaks_expected=False):
+    env = dict(os.environ)
+    if leaks_expected:
+        # The leak driver leaks on purpose; LeakSanitizer (ASan builds) would
+        # turn that into its own exit status.
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    p = subprocess.run([OPENWFP, "replay", *args], capture_output=True, timeout=120, env=env)
+    return p.returncode, p.stdout.decode(), p.stderr.decode(errors="replace")
+
+
+def check(name, cond, detail=""):
+    print("%s %s" % ("ok  " if cond else "FAIL", name))
+    if not cond:
+        failures.append(name)
+        if detail:
+            print("     " + detail.strip().replace("\n", "\n     "))
+
+
+def totals(out):
+    return [json.loads(l)["totals"] for l in out.splitlines() if l.startswith('{"totals"')][0]
+
+
+COUNTED = re.compile(r"^\[count_driver\] CountDriver: unloaded after (\d+) classifies, (\d+) stream bytes$", re.M)
+
+
+def test_count_driver():
+    for capture in (HTTP, OVERLAP):
+        name = os.path.basename(capture)
+        rc, out, err = replay("--json", "--strict", "--driver", COUNT, capture)
+        check("count %s: exit 0 under --strict" % name, rc == 0, err)
+        check("count %s: DriverEntry saw its DRIVER_OBJECT name" % name,
+              "[count_driver] CountDriver: loaded as \\Driver\\count_driver\n" in err, err)
+        m = COUNTED.search(err)
+        check("count %s: DriverUnload ran and printed with the driver's name" % name, m is not None, err)
+        if m and rc == 0:
+            t = totals(out)
+            want = t["send"]["seen"] + t["recv"]["seen"]
+            check("count %s: the callout saw exactly the stream bytes (%d)" % (name, want),
+                  int(m.group(2)) == want and want > 0, "%s vs totals %s" % (m.group(0), t))
+        check("count %s: nothing left behind" % name, "leak" not in err, err)
+
+
+def test_default_capture_without_examples():
+    rc, out, err = replay("--driver", COUNT)
+    check("sample + driver: exit 0", rc == 0, err)
+    check("sample + driver: no built-in examples", "examples" not in out and " blocked=0 " in out, out)
+    m = COUNTED.search(err)
+    check("sample + driver: the driver saw the sample's bytes", m is not None and int(m.group(2)) > 0, err)
+
+
+def test_failing_driver():
+    rc, out, err = replay("--quiet", "--driver", FAIL, HTTP)
+    check("fail: exit 2", rc == 2, err)
+    check("fail: the message names the driver and the status",
+          re.search(r"driver fail_driver .*DriverEntry failed with status 0xC000009A", err) is not None, err)
+    check("fail: no replay ran", "totals" not in out, out)
+    check("fail: nothing left behind", "leak" not in err, err)
+    # A driver loaded before the failing one is unloaded again.
+    rc, out, err = replay("--quiet", "--driver", COUNT, "--driver", FAIL, HTTP)
+    check("fail after another: exit 2, the first is unloaded",
+          rc == 2 and COUNTED.search(err) is not None, err)
+
+
+def test_unresolved_symbol():
+    rc, out, err = replay("--quiet", "--driver", UNRESOLVED, HTTP)
+    check("unresolved: exit 2", rc == 2, err)
+    check("unresolved: the message names the missing function",
+          "undefined symbol: KeNotImplementedByOpenwfp" in err and "unresolved_driver" in err, err)
+
+
+def test_missing_file():
+    rc, out, err = replay("--quiet", "--driver", "/nonexistent/none.so", HTTP)
+    check("missing file: exit 2 and a message", rc == 2 and "driver none: cannot load" in err, err)
+
+
+def test_leaking_driver():
+    rc, out, err = replay("--quiet", "--driver", LEAK, HTTP, leaks_expected=True)
+    check("leak: exit 0 without --strict", rc == 0, err)
+    check("leak: the tag, count and bytes are reported",
+          "openwfp: driver leak_driver: leak: pool tag 'Leak': 1 allocation, 100 bytes" in err, err)
+    check("leak: DriverUnload ran", "[leak_driver] LeakDriver: unloading" in err, err)
+    rc, out, err = replay("--quiet", "--strict", "--driver", LEAK, HTTP, leaks_expected=True)
+    check("leak: --strict exits 3", rc == 3 and "--strict" in err, err)
+
+
+def test_order():
+    rc, out, err = replay("--quiet", "--driver", COUNT, "--driver", LEAK, HTTP, leaks_expected=True)
+    lines = err.splitlines()
+    loaded = [i for i, l in enumerate(lines) if "CountDriver: loaded" in l]
+    count_unload = [i for i, l in enumerate(lines) if COUNTED.match(l)]
+    leak_unload = [i for i, l in enumerate(lines) if "LeakDriver: unloading" in l]
+    check("two drivers: both run, unloaded in reverse order",
+          rc == 0 and loaded and count_unload and leak_unload and leak_unload[0] < count_unload[0], err)
+    check("two drivers: the leak is the leak driver's",
+          "driver leak_driver: leak: pool tag 'Leak'" in err and "driver count_driver: leak" not in err, err)
+
+
+def test_params():
+    rc, out, err = replay("--quiet", "--driver", PARAM, "--driver-param", "Threshold=0x2a",
+                          "--driver-param", "Greeting=hello world", HTTP)
+    check("params: exit 0", rc == 0, err)
+    check("params: REG_DWORD from hex via ZwQueryValueKey",
+          "[param_driver] ParamDriver: Threshold=42 (REG_DWORD)" in err, err)
+    check("params: REG_SZ via ZwQueryValueKey",
+          "[param_driver] ParamDriver: Greeting=hello world (REG_SZ)" in err, err)
+    check("params: a missing value is STATUS_OBJECT_NAME_NOT_FOUND",
+          "[param_driver] ParamDriver: Missing: 0xC0000034" in err, err)
+    check("params: RtlQueryRegistryValues DIRECT",
+          "RtlQueryRegistryValues: 0x00000000 Threshold=42 Greeting=hello world" in err, err)
+    check("params: every key handle closed", "leak" not in err, err)
+    # Before any --driver: for every driver; a later value of a name wins.
+    rc, out, err = replay("--quiet", "--driver-param", "Threshold=7", "--driver-param", "Greeting=all",
+                          "--driver", PARAM, "--driver-param", "Threshold=1234", HTTP)
+    check("params: global ones apply, the driver's own win",
+          rc == 0 and "Threshold=1234 (REG_DWORD)" in err and "Greeting=all (REG_SZ)" in err, err)
+    # A parameter given after another driver is not this driver's.
+    rc, out, err = replay("--quiet", "--driver", PARAM, "--driver", COUNT, "--driver-param", "Threshold=5", HTTP)
+    check("params: those of another driver stay there",
+          rc == 0 and "ParamDriver: Threshold: 0xC0000034" in err, err)
+    # Not a number: a string.
+    rc, out, err = replay("--quiet", "--driver", PARAM, "--driver-param", "Threshold=12x", HTTP)
+    check("params: a non-number is REG_SZ", rc == 0 and "ParamDriver: Threshold: 0x00000000" in err, err)
+    check("params: RTL_QUERY_REGISTRY_TYPECHECK refuses it",
+          "RtlQueryRegistryValues: 0xC0000024" in err, err)
+    rc, out, err = replay("--quiet", "--driver", PARAM, "--driver-param", "novalue", HTTP)
+    check("params: NAME=VALUE is required", rc == 2 and "NAME=VALUE" in err, err)
+
+
+def test_help():
+    rc, out, err = replay("--help")
+    check("--help names --driver, --driver-param, --strict",
+          rc == 0 and all(o in out for o in ("--driver PATH", "--driver-param", "--strict")), out)
+
+
+for t in (test_count_driver, test_default_capture_without_examples, test_failing_driver,
+          test_unresolved_symbol, test_missing_file, test_leaking_driver, test_order, test_params,
+          test_help):
+    t()
+if failures:
+    print("%d check(s) failed" % len(failures))
+    sys.exit(1)
