@@ -40,6 +40,9 @@ int64_t owfp_time_system(void);
  * 16-bit wide formats and outputs. Writes at most `cap` units including the
  * terminator (nothing when cap is 0) and returns the full length the result
  * would have, so `result >= cap` means it was truncated. */
+/* Length in 16-bit units of a NUL-terminated WCHAR string. */
+size_t owfp_wcslen(PCWSTR s);
+
 size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool fmt_wide,
                    va_list ap);
 

@@ -467,14 +467,6 @@ static NTSTATUS copy_value(struct reg_key *k, const char *name, struct value_cop
     return STATUS_SUCCESS;
 }
 
-static size_t wide_len(PCWSTR s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    return n;
-}
-
 static NTSTATUS store_direct(PRTL_QUERY_REGISTRY_TABLE e, ULONG type, const void *data,
                              ULONG size)
 {
@@ -566,7 +558,7 @@ NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
         path[0] = '\0';
         if (base == RTL_REGISTRY_SERVICES)
             append_narrow(path, &len, SERVICES_ROOT);
-        if (!append_wide(path, &len, Path, wide_len(Path)) || !len || path[0] != '\\')
+        if (!append_wide(path, &len, Path, owfp_wcslen(Path)) || !len || path[0] != '\\')
             st = STATUS_OBJECT_NAME_NOT_FOUND;
         else
             trim_path(path, &len);
@@ -637,7 +629,7 @@ NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
         name[0] = '\0';
         struct value_copy c = {0};
         bool found = false;
-        if (append_wide(name, &nlen, e->Name, wide_len(e->Name))) {
+        if (append_wide(name, &nlen, e->Name, owfp_wcslen(e->Name))) {
             pthread_mutex_lock(&reg_mu);
             struct reg_key *k = find_key(path);
             st = k ? copy_value(k, name, &c, &found) : STATUS_OBJECT_NAME_NOT_FOUND;
@@ -650,7 +642,7 @@ NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
             } else if (dtype != REG_NONE && e->DefaultData) {
                 ULONG size = e->DefaultLength;
                 if (!size && (dtype == REG_SZ || dtype == REG_EXPAND_SZ))
-                    size = (ULONG)((wide_len(e->DefaultData) + 1) * sizeof(WCHAR));
+                    size = (ULONG)((owfp_wcslen(e->DefaultData) + 1) * sizeof(WCHAR));
                 else if (!size && dtype == REG_DWORD)
                     size = sizeof(ULONG);
                 st = query_entry(e, dtype, e->DefaultData, size, e->Name, Context);

@@ -14,7 +14,7 @@ SIZE_T NTAPI RtlCompareMemory(const VOID *Source1, const VOID *Source2, SIZE_T L
     return i;
 }
 
-static size_t wlen(PCWSTR s)
+size_t owfp_wcslen(PCWSTR s)
 {
     size_t n = 0;
     while (s[n])
@@ -30,7 +30,7 @@ VOID NTAPI RtlInitUnicodeString(PUNICODE_STRING DestinationString, PCWSTR Source
         return;
     }
     /* Longer strings are cut to what a USHORT byte count can describe. */
-    size_t bytes = wlen(SourceString) * sizeof(WCHAR);
+    size_t bytes = owfp_wcslen(SourceString) * sizeof(WCHAR);
     if (bytes > UNICODE_STRING_MAX_BYTES - sizeof(WCHAR))
         bytes = UNICODE_STRING_MAX_BYTES - sizeof(WCHAR);
     DestinationString->Length = (USHORT)bytes;

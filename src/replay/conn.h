@@ -45,7 +45,6 @@ struct owfp_conn_dir {
     bool isn_known;
     bool started;         /* r is initialised */
     bool ack_known;
-    bool fin_seen;
     bool fin_done;        /* FIN reached and reported */
     bool rst;             /* this side sent the RST that ended the connection */
     uint64_t packets;

@@ -223,6 +223,23 @@ static void refresh_deadline(struct owfp_decoder *d)
 }
 
 /* A fragment cut by the snapshot can never be rebuilt with real bytes. */
+/* Hands a fragment to the defragmenter; true with the whole datagram (in
+ * the decoder's buffer) once its last piece arrived. */
+static bool add_fragment(struct owfp_decoder *d, const struct owfp_defrag_key *key,
+                         const struct owfp_defrag_frag *fr, uint64_t ts_us, struct span *dgram,
+                         uint8_t *nh)
+{
+    const uint8_t *data;
+    uint32_t len;
+    d->stats.fragments++;
+    enum owfp_defrag_result r = owfp_defrag_add(d->defrag, key, fr, ts_us, &data, &len, nh);
+    refresh_deadline(d);
+    if (r != OWFP_DEFRAG_COMPLETE)
+        return false;
+    *dgram = (struct span){data, len, len};
+    return true;
+}
+
 static enum owfp_decode_result fragment_cut(struct owfp_decoder *d)
 {
     d->stats.fragments++;
@@ -252,16 +269,12 @@ static enum owfp_decode_result ipv4_fragment(struct owfp_decoder *d, const uint8
         .more = (frag & 0x2000) != 0,
         .next_hdr = PROTO_TCP,
     };
-    const uint8_t *data;
-    uint32_t len;
+    struct span dgram;
     uint8_t nh;
-    d->stats.fragments++;
-    enum owfp_defrag_result r = owfp_defrag_add(d->defrag, &key, &fr, ts_us, &data, &len, &nh);
-    refresh_deadline(d);
-    if (r != OWFP_DEFRAG_COMPLETE)
+    if (!add_fragment(d, &key, &fr, ts_us, &dgram, &nh))
         return OWFP_DECODE_FRAGMENT;
     set_addrs4(out, ip);
-    return decode_tcp((struct span){data, len, len}, out);
+    return decode_tcp(dgram, out);
 }
 
 static enum owfp_decode_result decode_ipv4(struct owfp_decoder *d, struct span s, uint64_t ts_us,
@@ -342,15 +355,11 @@ static enum owfp_decode_result ipv6_fragment(struct owfp_decoder *d, const uint8
         .more = (off_flags & 1) != 0,
         .next_hdr = first,
     };
-    const uint8_t *data;
-    uint32_t len;
+    struct span dgram;
     uint8_t nh;
-    d->stats.fragments++;
-    enum owfp_defrag_result r = owfp_defrag_add(d->defrag, &key, &fr, ts_us, &data, &len, &nh);
-    refresh_deadline(d);
-    if (r != OWFP_DEFRAG_COMPLETE)
+    if (!add_fragment(d, &key, &fr, ts_us, &dgram, &nh))
         return OWFP_DECODE_FRAGMENT;
-    return ipv6_chain(d, ip6, nh, (struct span){data, len, len}, true, ts_us, out);
+    return ipv6_chain(d, ip6, nh, dgram, true, ts_us, out);
 }
 
 /* Walks the extension headers from `nh` at s.p. `in_fragment`: the bytes

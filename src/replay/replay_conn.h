@@ -40,7 +40,6 @@ struct owfp_rconn {
     bool dropped;       /* DROP_CONNECTION or FwpsFlowAbort0 */
     bool offloaded;     /* left the stream layer (ALLOW_CONNECTION, no stream callout) */
     bool deferred;      /* a direction was deferred at some point */
-    bool rst_out;       /* a RST was written for it */
     int32_t error;      /* first engine failure, 0 if none */
     struct owfp_rdir d[2]; /* by tracker side */
     struct owfp_rconn *woken_next;

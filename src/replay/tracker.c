@@ -365,10 +365,8 @@ static void on_payload(struct owfp_tracker *t, struct owfp_conn *c, int s,
     if (p->payload_len)
         owfp_reasm_segment(&d->r, &t->cfg.reasm, seq, p->payload, p->payload_len,
                            reasm_flags(f), &g_sink, &x);
-    if (f & OWFP_TCP_FIN) {
+    if (f & OWFP_TCP_FIN)
         owfp_reasm_fin(&d->r, seq + p->payload_len + p->payload_cut);
-        d->fin_seen = true;
-    }
 }
 
 static void on_ack(struct owfp_tracker *t, struct owfp_conn *c, int s, uint32_t ack)
