@@ -21,3 +21,7 @@ owfp_ensure_packages() {
 }
 
 OWFP_BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libcmocka-dev libpcap-dev)
+# The proxy's tests: real peers, TLS for tls_sni_block, TPROXY in namespaces.
+OWFP_PROXY_TEST_PACKAGES=(nginx curl wget openssl nftables iproute2 procps)
+# bench/proxy.sh: the load generators, the servers and the other proxies.
+OWFP_PROXY_BENCH_PACKAGES=(iperf3 wrk haproxy socat nginx jq procps iproute2)

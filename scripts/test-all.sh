@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-owfp_ensure_packages "${OWFP_BUILD_PACKAGES[@]}" clang libclang-rt-14-dev tshark python3-scapy
+owfp_ensure_packages "${OWFP_BUILD_PACKAGES[@]}" "${OWFP_PROXY_TEST_PACKAGES[@]}" clang \
+    libclang-rt-14-dev tshark python3-scapy
 
 run() { echo "+ $*" >&2; "$@"; }
 # A fresh configuration every time: options and compilers differ per run.

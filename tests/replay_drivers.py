@@ -2,30 +2,43 @@
 """Callout drivers built as shared modules (tests/drivers/) through
 `openwfp replay --driver`: DriverEntry and DriverUnload run, a stream callout
 sees exactly the replay's bytes, a failing DriverEntry, an API openwfp does
-not have, a pool leak and --strict, --driver-param through the registry.
+not have, a pool leak and --strict, --driver-param through the registry, a
+driver crashing in classifyFn (the report names it), timers, DPCs and
+resources a driver leaves behind at unload.
 
 usage: replay_drivers.py OPENWFP CORPUS_DIR COUNT.so FAIL.so LEAK.so PARAM.so UNRESOLVED.so
+       CRASH.so TIMER.so
+OWFP_SANITIZE in the environment: the build's b_sanitize option.
 """
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 
-OPENWFP, CORPUS, COUNT, FAIL, LEAK, PARAM, UNRESOLVED = sys.argv[1:8]
+OPENWFP, CORPUS, COUNT, FAIL, LEAK, PARAM, UNRESOLVED, CRASH, TIMER = sys.argv[1:10]
+ASAN = "address" in os.environ.get("OWFP_SANITIZE", "")
 PCAP = os.path.join(CORPUS, "pcap")
 HTTP = os.path.join(PCAP, "debian-python3-dpkt/examples/data/http.pcap")
 OVERLAP = os.path.join(PCAP, "suricata-verify/eve-payload-01-tcp-exact-overlap/tcp-overlap.pcap")
 failures = []
 
 
-def replay(*args, leaks_expected=False):
+def no_core_dump():
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def replay(*args, leaks_expected=False, crashes=False):
     env = dict(os.environ)
-    if leaks_expected:
-        # The leak driver leaks on purpose; LeakSanitizer (ASan builds) would
-        # turn that into its own exit status.
+    if leaks_expected or crashes:
+        # The leak driver leaks on purpose, and a crashed process leaves
+        # everything behind; LeakSanitizer (ASan builds) would turn that into
+        # its own exit status.
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    p = subprocess.run([OPENWFP, "replay", *args], capture_output=True, timeout=120, env=env)
+    p = subprocess.run([OPENWFP, "replay", *args], capture_output=True, timeout=120, env=env,
+                       preexec_fn=no_core_dump if crashes else None)
     return p.returncode, p.stdout.decode(), p.stderr.decode(errors="replace")
 
 
@@ -147,6 +160,71 @@ def test_params():
     check("params: NAME=VALUE is required", rc == 2 and "NAME=VALUE" in err, err)
 
 
+def test_crash_driver():
+    rc, out, err = replay("--quiet", "--driver", CRASH, HTTP)
+    check("crash: without its parameter the driver runs and unloads",
+          rc == 0 and "[crash_driver] CrashDriver: 0 parameter(s), Crash=0" in err
+          and "CrashDriver: unloaded" in err and "fatal signal" not in err, err)
+    rc, out, err = replay("--quiet", "--driver", CRASH, "--driver-param", "Crash=1", HTTP,
+                          crashes=True)
+    check("crash: ZwQueryKey and ZwEnumerateValueKey found the parameter",
+          "[crash_driver] CrashDriver: 1 parameter(s), Crash=1" in err, err)
+    if ASAN:
+        # The sanitizers' own report is the one wanted there (UBSan's null
+        # store check may come before ASan's SEGV): openwfp installs nothing.
+        check("crash (ASan): the sanitizer reports it in the driver, no openwfp handler",
+              rc != 0 and ("AddressSanitizer" in err or "runtime error" in err)
+              and "crash_driver.c" in err and "openwfp: fatal signal" not in err, err)
+        return
+    check("crash: the process dies by SIGSEGV (default action re-raised)",
+          rc == -signal.SIGSEGV, "exit status %d\n%s" % (rc, err))
+    check("crash: the report names the signal and the faulting address",
+          re.search(r"^openwfp: fatal signal SIGSEGV \(11\) at address 0x0, code at 0x[0-9a-f]+$",
+                    err, re.M) is not None, err)
+    check("crash: the report names the driver and where in it",
+          re.search(r"^openwfp: the crash is in driver crash_driver \(\S*crash_driver\.so\+0x[0-9a-f]+\)$",
+                    err, re.M) is not None, err)
+    lines = err.splitlines()
+    bt = [i for i, l in enumerate(lines) if l == "openwfp: backtrace:"]
+    check("crash: a backtrace starting in the driver",
+          bt and bt[0] + 1 < len(lines) and "crash_driver.so(" in lines[bt[0] + 1], err)
+    check("crash: no unload ran after the crash", "CrashDriver: unloaded" not in err, err)
+
+
+def test_timer_driver():
+    rc, out, err = replay("--quiet", "--strict", "--driver", TIMER, HTTP)
+    check("timer: the DPC ran on the timer; WaitAll on the event and the timer returned",
+          "[timer_driver] TimerDriver: three ticks: 0x00000000" in err, err)
+    check("timer: cancelled and flushed at unload, nothing reported under --strict",
+          rc == 0 and "TimerDriver: unloaded, ticked" in err and "leak" not in err
+          and "finding" not in err, err)
+
+    rc, out, err = replay("--quiet", "--driver", TIMER, "--driver-param", "LeaveTimer=1", HTTP)
+    check("timer left set: reported, cancelled, the module unmapped",
+          rc == 0 and "openwfp: driver timer_driver: leak: 1 timer(s) still set at unload "
+          "(KeCancelTimer); cancelled" in err and "kept mapped" not in err, err)
+    rc, out, err = replay("--quiet", "--strict", "--driver", TIMER, "--driver-param", "LeaveTimer=1",
+                          HTTP)
+    check("timer left set: --strict exits 3", rc == 3, err)
+
+    rc, out, err = replay("--quiet", "--driver", TIMER, "--driver-param", "LeaveDpc=1", HTTP)
+    lines = err.splitlines()
+    done = [i for i, l in enumerate(lines) if l.endswith("TimerDriver: slow DPC done")]
+    left = [i for i, l in enumerate(lines)
+            if l == "openwfp: driver timer_driver: leak: 1 DPC(s) still queued at unload "
+                    "(KeRemoveQueueDpc, KeFlushQueuedDpcs); removed"]
+    check("DPC left queued: reported and removed, never run",
+          rc == 0 and left and "late DPC ran" not in err, err)
+    check("DPC running at unload: the host waited for it before unmapping",
+          done and left and done[0] < left[0] and "kept mapped" not in err, err)
+
+    rc, out, err = replay("--quiet", "--driver", TIMER, "--driver-param", "LeaveResource=1", HTTP,
+                          leaks_expected=True)
+    check("ERESOURCE not deleted: reported",
+          rc == 0 and "openwfp: driver timer_driver: leak: 1 ERESOURCE(s) not deleted "
+          "(ExDeleteResourceLite)" in err, err)
+
+
 def test_help():
     rc, out, err = replay("--help")
     check("--help names --driver, --driver-param, --strict",
@@ -155,7 +233,7 @@ def test_help():
 
 for t in (test_count_driver, test_default_capture_without_examples, test_failing_driver,
           test_unresolved_symbol, test_missing_file, test_leaking_driver, test_order, test_params,
-          test_help):
+          test_crash_driver, test_timer_driver, test_help):
     t()
 if failures:
     print("%d check(s) failed" % len(failures))

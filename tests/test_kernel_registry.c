@@ -2,7 +2,8 @@
  * The registry calls drivers read their parameters with (src/kernel/
  * registry.c): ZwOpenKey (absolute and relative, any case), ZwQueryValueKey
  * (KeyValuePartialInformation and its buffer-size answers), ZwClose,
- * RtlQueryRegistryValues (DIRECT, defaults, REQUIRED, TYPECHECK, routines).
+ * RtlQueryRegistryValues (DIRECT, defaults, REQUIRED, TYPECHECK, routines),
+ * and enumeration: ZwEnumerateValueKey, ZwQueryKey.
  */
 #include "harness.h"
 
@@ -99,7 +100,7 @@ static void test_registry_open_and_query(void **state)
     assert_int_equal(ZwQueryValueKey(params, &missing, KeyValuePartialInformation, &buf,
                                      sizeof(buf), &need),
                      STATUS_OBJECT_NAME_NOT_FOUND);
-    assert_int_equal(ZwQueryValueKey(params, &name, KeyValueBasicInformation, &buf, sizeof(buf),
+    assert_int_equal(ZwQueryValueKey(params, &name, KeyValueLayerInformation, &buf, sizeof(buf),
                                      &need),
                      STATUS_INVALID_PARAMETER);
     assert_int_equal(ZwClose(params), STATUS_SUCCESS);
@@ -243,6 +244,162 @@ static void test_registry_host_side(void **state)
     assert_int_equal(ZwOpenKey(&h, KEY_ALL_ACCESS, &oa), STATUS_ACCESS_DENIED);
 }
 
+/* The UTF-16 name at `w` (`bytes` long) equals the ASCII `want`. */
+static void assert_wide_name(const void *w, ULONG bytes, const char *want)
+{
+    assert_int_equal(bytes, strlen(want) * sizeof(WCHAR));
+    for (size_t i = 0; i < strlen(want); i++) {
+        WCHAR c;
+        memcpy(&c, (const UCHAR *)w + i * sizeof(WCHAR), sizeof(c));
+        assert_int_equal(c, (WCHAR)want[i]);
+    }
+}
+
+static void test_registry_enumerate_values(void **state)
+{
+    (void)state;
+    NTSTATUS st;
+    /* Creation order, first spelling kept, a value set again keeps its place. */
+    assert_int_equal(owfp_registry_set_dword(SVC "\\Parameters", "Extra", 7), 0);
+    assert_int_equal(owfp_registry_set_dword(SVC "\\Parameters", "THRESHOLD", 9), 0);
+    HANDLE params = open_key(NULL, L"\\Registry\\Machine\\System\\CurrentControlSet\\Services"
+                                   L"\\regtest\\Parameters",
+                             &st);
+    assert_int_equal(st, STATUS_SUCCESS);
+    union {
+        KEY_VALUE_BASIC_INFORMATION basic;
+        KEY_VALUE_FULL_INFORMATION full;
+        KEY_VALUE_PARTIAL_INFORMATION partial;
+        UCHAR bytes[128];
+    } buf;
+    ULONG need = 0;
+    const char *names[] = {"Threshold", "Text", "Extra"};
+    for (ULONG i = 0; i < 3; i++) {
+        assert_int_equal(ZwEnumerateValueKey(params, i, KeyValueBasicInformation, &buf,
+                                             sizeof(buf), &need),
+                         STATUS_SUCCESS);
+        assert_int_equal(need, FIELD_OFFSET(KEY_VALUE_BASIC_INFORMATION, Name) +
+                                   strlen(names[i]) * sizeof(WCHAR));
+        assert_wide_name(buf.basic.Name, buf.basic.NameLength, names[i]);
+        assert_int_equal(buf.basic.Type, i == 1 ? REG_SZ : REG_DWORD);
+    }
+    assert_int_equal(ZwEnumerateValueKey(params, 3, KeyValueBasicInformation, &buf, sizeof(buf),
+                                         &need),
+                     STATUS_NO_MORE_ENTRIES);
+
+    /* Full: the name, then the data at a 4-byte aligned DataOffset. */
+    assert_int_equal(ZwEnumerateValueKey(params, 0, KeyValueFullInformation, &buf, sizeof(buf),
+                                         &need),
+                     STATUS_SUCCESS);
+    ULONG name_end = FIELD_OFFSET(KEY_VALUE_FULL_INFORMATION, Name) + 9 * sizeof(WCHAR);
+    assert_int_equal(buf.full.DataOffset, (name_end + 3) & ~3u);
+    assert_int_equal(buf.full.DataLength, 4);
+    assert_int_equal(need, buf.full.DataOffset + 4);
+    ULONG v;
+    memcpy(&v, buf.bytes + buf.full.DataOffset, sizeof(v));
+    assert_int_equal(v, 9);
+    assert_wide_name(buf.full.Name, buf.full.NameLength, "Threshold");
+
+    /* Too small for the fixed part: nothing written; for the rest: the
+     * fixed part only. */
+    memset(&buf, 0xaa, sizeof(buf));
+    assert_int_equal(ZwEnumerateValueKey(params, 1, KeyValueFullInformation, &buf,
+                                         FIELD_OFFSET(KEY_VALUE_FULL_INFORMATION, Name) - 1,
+                                         &need),
+                     STATUS_BUFFER_TOO_SMALL);
+    assert_int_equal(buf.bytes[0], 0xaa);
+    ULONG full_need = need;
+    assert_int_equal(ZwEnumerateValueKey(params, 1, KeyValueFullInformation, &buf, full_need - 1,
+                                         &need),
+                     STATUS_BUFFER_OVERFLOW);
+    assert_int_equal(need, full_need);
+    assert_int_equal(buf.full.Type, REG_SZ);
+    assert_int_equal(buf.full.NameLength, 4 * sizeof(WCHAR));
+    assert_int_equal(buf.bytes[FIELD_OFFSET(KEY_VALUE_FULL_INFORMATION, Name)], 0xaa);
+    assert_int_equal(ZwEnumerateValueKey(params, 2, KeyValuePartialInformation, &buf, sizeof(buf),
+                                         &need),
+                     STATUS_SUCCESS);
+    memcpy(&v, buf.partial.Data, sizeof(v));
+    assert_int_equal(v, 7);
+
+    /* ZwQueryValueKey answers the same classes. */
+    UNICODE_STRING text = RTL_CONSTANT_STRING(L"text");
+    assert_int_equal(ZwQueryValueKey(params, &text, KeyValueBasicInformation, &buf, sizeof(buf),
+                                     &need),
+                     STATUS_SUCCESS);
+    assert_wide_name(buf.basic.Name, buf.basic.NameLength, "Text");
+    assert_int_equal(ZwEnumerateValueKey(params, 0, KeyValueLayerInformation, &buf, sizeof(buf),
+                                         &need),
+                     STATUS_INVALID_PARAMETER);
+    assert_int_equal(ZwClose(params), STATUS_SUCCESS);
+    assert_int_equal(ZwEnumerateValueKey(params, 0, KeyValueBasicInformation, &buf, sizeof(buf),
+                                         &need),
+                     STATUS_INVALID_HANDLE);
+}
+
+static void test_registry_query_key(void **state)
+{
+    (void)state;
+    NTSTATUS st;
+    assert_int_equal(owfp_registry_create_key(SVC "\\Other"), 0);
+    HANDLE svc = open_key(
+        NULL, L"\\registry\\machine\\system\\currentcontrolset\\services\\regtest", &st);
+    assert_int_equal(st, STATUS_SUCCESS);
+    union {
+        KEY_BASIC_INFORMATION basic;
+        KEY_FULL_INFORMATION full;
+        KEY_NAME_INFORMATION name;
+        UCHAR bytes[256];
+    } buf;
+    ULONG need = 0;
+    LARGE_INTEGER before;
+    KeQuerySystemTime(&before);
+
+    /* Basic: the key's own name as it was created. */
+    assert_int_equal(ZwQueryKey(svc, KeyBasicInformation, &buf, sizeof(buf), &need),
+                     STATUS_SUCCESS);
+    assert_wide_name(buf.basic.Name, buf.basic.NameLength, "regtest");
+    assert_true(buf.basic.LastWriteTime.QuadPart > 0);
+    assert_true(buf.basic.LastWriteTime.QuadPart <= before.QuadPart);
+    assert_int_equal(ZwQueryKey(svc, KeyBasicInformation, &buf, 4, &need),
+                     STATUS_BUFFER_TOO_SMALL);
+    assert_int_equal(need, FIELD_OFFSET(KEY_BASIC_INFORMATION, Name) + 7 * sizeof(WCHAR));
+    assert_int_equal(ZwQueryKey(svc, KeyBasicInformation, &buf, need - 2, &need),
+                     STATUS_BUFFER_OVERFLOW);
+    assert_int_equal(buf.basic.NameLength, 7 * sizeof(WCHAR));
+
+    /* Full: two subkeys (Parameters, Other), no values of its own yet. */
+    assert_int_equal(ZwQueryKey(svc, KeyFullInformation, &buf, sizeof(buf), &need),
+                     STATUS_SUCCESS);
+    assert_int_equal(need, FIELD_OFFSET(KEY_FULL_INFORMATION, Class));
+    assert_int_equal(buf.full.SubKeys, 2);
+    assert_int_equal(buf.full.MaxNameLen, strlen("parameters") * sizeof(WCHAR));
+    assert_int_equal(buf.full.Values, 0);
+    assert_int_equal(buf.full.ClassLength, 0);
+    assert_int_equal(ZwQueryKey(svc, KeyFullInformation, &buf, need - 1, &need),
+                     STATUS_BUFFER_TOO_SMALL);
+
+    HANDLE params = open_key(svc, L"Parameters", &st);
+    assert_int_equal(st, STATUS_SUCCESS);
+    assert_int_equal(ZwQueryKey(params, KeyFullInformation, &buf, sizeof(buf), &need),
+                     STATUS_SUCCESS);
+    assert_int_equal(buf.full.SubKeys, 0);
+    assert_int_equal(buf.full.Values, 2);
+    assert_int_equal(buf.full.MaxValueNameLen, strlen("Threshold") * sizeof(WCHAR));
+    assert_int_equal(buf.full.MaxValueDataLen, 5 * sizeof(WCHAR)); /* "hé😀" + NUL */
+
+    /* Name: the full path. */
+    assert_int_equal(ZwQueryKey(params, KeyNameInformation, &buf, sizeof(buf), &need),
+                     STATUS_SUCCESS);
+    assert_wide_name(buf.name.Name, buf.name.NameLength, SVC "\\Parameters");
+    assert_int_equal(ZwQueryKey(params, KeyCachedInformation, &buf, sizeof(buf), &need),
+                     STATUS_INVALID_PARAMETER);
+    assert_int_equal(ZwClose(params), STATUS_SUCCESS);
+    assert_int_equal(ZwClose(svc), STATUS_SUCCESS);
+    assert_int_equal(ZwQueryKey(svc, KeyBasicInformation, &buf, sizeof(buf), &need),
+                     STATUS_INVALID_HANDLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_registry_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_rtl_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_host_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_enumerate_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_query_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * The host's view of the kernel API layer (src/kernel): findings recorded
  * when a driver breaks an IRQL or locking rule, what a driver still holds
- * (pool by tag, work items, system threads) so a host can report leaks at
- * unload, and the name DbgPrint puts in front of a driver's lines.
+ * (pool by tag, work items, system threads, timers, DPCs, resources) so a
+ * host can report leaks at unload, and the name DbgPrint puts in front of a
+ * driver's lines.
  *
  * Everything here is thread-safe.
  */
@@ -51,6 +52,20 @@ bool owfp_workitems_wait_idle(unsigned timeout_ms);
 /* System threads created and not yet terminated. */
 unsigned long owfp_system_threads_running(void);
 
+/* Timers set (not yet expired, or periodic) and not cancelled; DPCs queued
+ * or running; ERESOURCEs initialized and not deleted. */
+unsigned long owfp_timers_set(void);
+unsigned long owfp_dpcs_pending(void);
+unsigned long owfp_resources_live(void);
+/* For unmapping a driver module at [start, start + size): cancel the timers
+ * and remove the queued DPCs that belong to it (the timer or DPC object, the
+ * DPC routine, or the code that set the timer lies there), returning how
+ * many; then wait until no DPC routine of the module runs (false on
+ * timeout, when the module must stay mapped). */
+unsigned long owfp_timers_cancel_range(const void *start, size_t size);
+unsigned long owfp_dpcs_remove_range(const void *start, size_t size);
+bool owfp_dpcs_wait_range(const void *start, size_t size, unsigned timeout_ms);
+
 /* The registry drivers read (ZwOpenKey, ZwQueryValueKey,
  * RtlQueryRegistryValues, ZwClose). Keys are named by full path
  * ("\\REGISTRY\\MACHINE\\SYSTEM\\...", printable ASCII, any case); setting a
@@ -63,6 +78,17 @@ int owfp_registry_set_string(const char *path, const char *name, const char *utf
 unsigned long owfp_registry_open_handles(void);
 /* Removes every key and forgets open handles. */
 void owfp_registry_clear(void);
+
+/* Framework (KMDF subset, <wdf.h>) objects of a driver, once its unload ran
+ * or its DriverEntry failed: deletes what is still there for
+ * `driver_object`, then calls `fn` (may be NULL) once per object type the
+ * driver left for the framework to delete, which it should have deleted
+ * itself ("WDFKEY", "WdfRegistryClose", 1). Control devices are not
+ * counted: the framework deletes those of non-PnP drivers. Returns the
+ * number of such objects; 0 for a driver that never called WdfDriverCreate. */
+typedef void (*owfp_wdf_leak_fn)(const char *type, const char *release, unsigned long count,
+                                 void *ctx);
+unsigned long owfp_wdf_driver_gone(void *driver_object, owfp_wdf_leak_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,10 @@
 /*
  * The kernel services a WFP callout driver calls ("ntddk-lite"): IRQL, spin
- * locks, pool, lookaside lists, lists, interlocked operations, events and
- * waits, system threads, work items, time, debug output and the driver and
- * device objects. Written from the documented behaviour; src/kernel/ holds
+ * locks, pool, lookaside lists, lists (SLIST too), interlocked operations,
+ * dispatcher objects (events, mutexes, semaphores, timers) and waits, DPCs,
+ * fast mutexes and executive resources, system threads, work items, time,
+ * strings, the registry, debug output and the driver and device objects.
+ * Written from the documented behaviour; src/kernel/ holds
  * the implementation and docs/semantics.md ("Kernel API") what differs from
  * Windows.
  *
@@ -401,11 +403,67 @@ NTKERNELAPI PSINGLE_LIST_ENTRY NTAPI ExInterlockedPushEntryList(PSINGLE_LIST_ENT
 NTKERNELAPI PSINGLE_LIST_ENTRY NTAPI ExInterlockedPopEntryList(PSINGLE_LIST_ENTRY ListHead,
                                                                PKSPIN_LOCK Lock);
 
-/* Critical and guarded regions only block APCs, which do not exist here. */
-#define KeEnterCriticalRegion() ((void)0)
-#define KeLeaveCriticalRegion() ((void)0)
-#define KeEnterGuardedRegion() ((void)0)
-#define KeLeaveGuardedRegion() ((void)0)
+/* ------------------------------------------------------------------------- */
+/* Interlocked singly linked lists (SLIST)                                   */
+/* ------------------------------------------------------------------------- */
+
+/* Entries and headers are 16-byte aligned as on 64-bit Windows (pool blocks
+ * are), and the header keeps the Windows x64 layout: depth and sequence in
+ * the first word, the first entry (whose low four bits are always zero) in
+ * the second. openwfp uses the lowest of those four bits as a short lock:
+ * operations are atomic with respect to each other from any thread and any
+ * IRQL, not lock-free. A misaligned entry is a finding and is not pushed.
+ * The definition is shared with ndis.h (same guard). */
+#ifndef _SLIST_HEADER_
+#define _SLIST_HEADER_
+typedef struct DECLSPEC_ALIGN(16) _SLIST_ENTRY {
+    struct _SLIST_ENTRY *Next;
+} SLIST_ENTRY, *PSLIST_ENTRY;
+
+typedef union DECLSPEC_ALIGN(16) _SLIST_HEADER {
+    struct {
+        ULONGLONG Alignment;
+        ULONGLONG Region;
+    };
+    struct {
+        ULONGLONG Depth : 16;
+        ULONGLONG Sequence : 48;
+        ULONGLONG Reserved : 4;
+        ULONGLONG NextEntry : 60;
+    } HeaderX64;
+} SLIST_HEADER, *PSLIST_HEADER;
+#endif
+
+NTSYSAPI VOID NTAPI InitializeSListHead(PSLIST_HEADER SListHead);
+#define ExInitializeSListHead(SListHead) InitializeSListHead(SListHead)
+/* Push returns the previous first entry; pop and flush NULL when empty. */
+NTKERNELAPI PSLIST_ENTRY FASTCALL InterlockedPushEntrySList(PSLIST_HEADER ListHead,
+                                                            PSLIST_ENTRY ListEntry);
+NTKERNELAPI PSLIST_ENTRY FASTCALL InterlockedPopEntrySList(PSLIST_HEADER ListHead);
+NTKERNELAPI PSLIST_ENTRY FASTCALL InterlockedFlushSList(PSLIST_HEADER ListHead);
+NTSYSAPI USHORT NTAPI QueryDepthSList(PSLIST_HEADER ListHead);
+/* The first entry without removing it. */
+NTSYSAPI PSLIST_ENTRY NTAPI RtlFirstEntrySList(const SLIST_HEADER *ListHead);
+/* The Ex forms take a spin lock that 64-bit Windows ignores; so does openwfp. */
+#define ExInterlockedPushEntrySList(ListHead, ListEntry, Lock) \
+    ((void)(Lock), InterlockedPushEntrySList((ListHead), (ListEntry)))
+#define ExInterlockedPopEntrySList(ListHead, Lock) \
+    ((void)(Lock), InterlockedPopEntrySList(ListHead))
+#define ExInterlockedFlushSList(ListHead) InterlockedFlushSList(ListHead)
+#define ExQueryDepthSList(ListHead) QueryDepthSList(ListHead)
+
+/* Critical and guarded regions block APCs, which do not exist here; they are
+ * counted per thread so the calls that require one (ERESOURCE, unsafe fast
+ * mutex acquisition) can check for it. Leaving a region not entered is a
+ * finding. */
+NTKERNELAPI VOID NTAPI KeEnterCriticalRegion(void);
+NTKERNELAPI VOID NTAPI KeLeaveCriticalRegion(void);
+NTKERNELAPI VOID NTAPI KeEnterGuardedRegion(void);
+NTKERNELAPI VOID NTAPI KeLeaveGuardedRegion(void);
+/* TRUE in a critical or guarded region or at APC_LEVEL and above. */
+NTKERNELAPI BOOLEAN NTAPI KeAreApcsDisabled(void);
+/* TRUE in a guarded region or at APC_LEVEL and above. */
+NTKERNELAPI BOOLEAN NTAPI KeAreAllApcsDisabled(void);
 
 /* ------------------------------------------------------------------------- */
 /* Pool                                                                       */
@@ -590,17 +648,18 @@ typedef enum _KOBJECTS {
     TimerSynchronizationObject = 9,
 } KOBJECTS;
 
-/* 24 bytes as on Windows; where Windows keeps its wait list, openwfp keeps
- * its wait bookkeeping (guarded by an internal lock). */
+/* 24 bytes as on Windows. Where Windows keeps its wait list head, openwfp
+ * keeps its own list of waiters; both are guarded by one internal
+ * dispatcher lock. SignalState means what it means on Windows for each kind
+ * (event 0/1, semaphore count, mutex 1 = free and ≤ 0 = held). */
 typedef struct _DISPATCHER_HEADER {
     UCHAR Type;
     UCHAR Signalling;
     UCHAR Size;
     UCHAR Reserved1;
     LONG SignalState;
-    ULONG OwfpWaiters;
-    ULONG OwfpGrants;
-    ULONGLONG OwfpGeneration;
+    PVOID OwfpWaitList;
+    PVOID OwfpReserved;
 } DISPATCHER_HEADER, *PDISPATCHER_HEADER;
 
 typedef struct _KEVENT {
@@ -629,6 +688,25 @@ typedef enum _KWAIT_REASON {
     MaximumWaitReason = 43,
 } KWAIT_REASON;
 
+typedef enum _WAIT_TYPE { WaitAll, WaitAny, WaitNotification, WaitDequeue, WaitDpc } WAIT_TYPE;
+
+/* Storage a driver supplies for waits on more than THREAD_WAIT_OBJECTS
+ * objects. Accepted and left untouched: openwfp keeps its wait blocks on
+ * the waiting thread's stack. */
+typedef struct _KWAIT_BLOCK {
+    LIST_ENTRY WaitListEntry;
+    UCHAR WaitType;
+    UCHAR BlockState;
+    USHORT WaitKey;
+    LONG SpareLong;
+    PVOID Thread;
+    PVOID Object;
+    PVOID SparePtr;
+} KWAIT_BLOCK, *PKWAIT_BLOCK, *PRKWAIT_BLOCK;
+
+#define THREAD_WAIT_OBJECTS 3
+#define MAXIMUM_WAIT_OBJECTS 64
+
 NTKERNELAPI VOID NTAPI KeInitializeEvent(PRKEVENT Event, EVENT_TYPE Type, BOOLEAN State);
 /* Returns the previous state. Wait is accepted and ignored. */
 NTKERNELAPI LONG NTAPI KeSetEvent(PRKEVENT Event, KPRIORITY Increment, BOOLEAN Wait);
@@ -636,14 +714,217 @@ NTKERNELAPI LONG NTAPI KeResetEvent(PRKEVENT Event);
 NTKERNELAPI VOID NTAPI KeClearEvent(PRKEVENT Event);
 NTKERNELAPI LONG NTAPI KeReadStateEvent(PRKEVENT Event);
 
-/* Object: a KEVENT or a thread object. Timeout in 100 ns units, negative =
- * relative, positive = absolute system time, NULL = forever; 0 polls.
- * STATUS_SUCCESS or STATUS_TIMEOUT. */
+/* Mutexes: recursive for the owning thread, which must release each
+ * acquisition. Level is accepted and ignored; abandonment is not modelled. */
+typedef struct _KMUTANT {
+    DISPATCHER_HEADER Header;
+    LIST_ENTRY MutantListEntry;
+    struct _KTHREAD *OwnerThread; /* an openwfp thread token, not a KTHREAD */
+    BOOLEAN Abandoned;
+    UCHAR ApcDisable;
+} KMUTANT, *PKMUTANT, *PRKMUTANT, KMUTEX, *PKMUTEX, *PRKMUTEX;
+
+NTKERNELAPI VOID NTAPI KeInitializeMutex(PRKMUTEX Mutex, ULONG Level);
+/* Returns the previous state (1 = free, 0 = held once, -n = held n+1 times).
+ * Releasing a mutex the thread does not own is a finding and does nothing
+ * (Windows raises STATUS_MUTANT_NOT_OWNED). */
+NTKERNELAPI LONG NTAPI KeReleaseMutex(PRKMUTEX Mutex, BOOLEAN Wait);
+NTKERNELAPI LONG NTAPI KeReadStateMutex(PRKMUTEX Mutex);
+#define KeWaitForMutexObject KeWaitForSingleObject
+
+typedef struct _KSEMAPHORE {
+    DISPATCHER_HEADER Header;
+    LONG Limit;
+} KSEMAPHORE, *PKSEMAPHORE, *PRKSEMAPHORE;
+
+NTKERNELAPI VOID NTAPI KeInitializeSemaphore(PRKSEMAPHORE Semaphore, LONG Count, LONG Limit);
+/* Returns the previous count. Going above the limit (Windows raises
+ * STATUS_SEMAPHORE_LIMIT_EXCEEDED) is a finding and leaves the count. */
+NTKERNELAPI LONG NTAPI KeReleaseSemaphore(PRKSEMAPHORE Semaphore, KPRIORITY Increment,
+                                          LONG Adjustment, BOOLEAN Wait);
+NTKERNELAPI LONG NTAPI KeReadStateSemaphore(PRKSEMAPHORE Semaphore);
+
+/* Object: an event, mutex, semaphore, timer or thread object. Timeout in
+ * 100 ns units, negative = relative, positive = absolute system time, NULL =
+ * forever; 0 polls. STATUS_SUCCESS or STATUS_TIMEOUT. */
 NTKERNELAPI NTSTATUS NTAPI KeWaitForSingleObject(PVOID Object, KWAIT_REASON WaitReason,
                                                  KPROCESSOR_MODE WaitMode, BOOLEAN Alertable,
                                                  PLARGE_INTEGER Timeout);
+/* WaitAny: STATUS_WAIT_0 + the lowest index of a signaled object (only that
+ * one is acquired). WaitAll: STATUS_SUCCESS once every object is signaled at
+ * the same time, all acquired together. Count above THREAD_WAIT_OBJECTS
+ * without WaitBlockArray, above MAXIMUM_WAIT_OBJECTS, 0, or the same object
+ * twice in a WaitAll (each a bug check on Windows) is a finding and
+ * STATUS_INVALID_PARAMETER. */
+NTKERNELAPI NTSTATUS NTAPI KeWaitForMultipleObjects(ULONG Count, PVOID Object[],
+                                                    WAIT_TYPE WaitType, KWAIT_REASON WaitReason,
+                                                    KPROCESSOR_MODE WaitMode, BOOLEAN Alertable,
+                                                    PLARGE_INTEGER Timeout,
+                                                    PKWAIT_BLOCK WaitBlockArray);
 NTKERNELAPI NTSTATUS NTAPI KeDelayExecutionThread(KPROCESSOR_MODE WaitMode, BOOLEAN Alertable,
                                                   PLARGE_INTEGER Interval);
+
+/* ------------------------------------------------------------------------- */
+/* DPCs and timers                                                           */
+/* ------------------------------------------------------------------------- */
+
+struct _KDPC;
+typedef VOID KDEFERRED_ROUTINE(struct _KDPC *Dpc, PVOID DeferredContext, PVOID SystemArgument1,
+                               PVOID SystemArgument2);
+typedef KDEFERRED_ROUTINE *PKDEFERRED_ROUTINE;
+
+typedef enum _KDPC_IMPORTANCE {
+    LowImportance,
+    MediumImportance,
+    HighImportance,
+    MediumHighImportance
+} KDPC_IMPORTANCE;
+
+/* DPCs run one at a time, in queue order (HighImportance ones first), on
+ * one host thread at DISPATCH_LEVEL. The fields keep their Windows names;
+ * openwfp uses DpcListEntry, ProcessorHistory and DpcData for its queue. */
+typedef struct _KDPC {
+    UCHAR Type;
+    UCHAR Importance;
+    volatile USHORT Number;
+    SINGLE_LIST_ENTRY DpcListEntry;
+    KAFFINITY ProcessorHistory;
+    PKDEFERRED_ROUTINE DeferredRoutine;
+    PVOID DeferredContext;
+    PVOID SystemArgument1;
+    PVOID SystemArgument2;
+    PVOID DpcData;
+} KDPC, *PKDPC, *PRKDPC;
+
+NTKERNELAPI VOID NTAPI KeInitializeDpc(PRKDPC Dpc, PKDEFERRED_ROUTINE DeferredRoutine,
+                                       PVOID DeferredContext);
+/* Threaded DPCs run like ordinary ones (at DISPATCH_LEVEL). */
+NTKERNELAPI VOID NTAPI KeInitializeThreadedDpc(PRKDPC Dpc, PKDEFERRED_ROUTINE DeferredRoutine,
+                                               PVOID DeferredContext);
+/* Any IRQL. FALSE when the DPC is already queued (its arguments are kept). */
+NTKERNELAPI BOOLEAN NTAPI KeInsertQueueDpc(PRKDPC Dpc, PVOID SystemArgument1,
+                                           PVOID SystemArgument2);
+/* TRUE when the DPC was queued and now is not; a running DPC is not stopped. */
+NTKERNELAPI BOOLEAN NTAPI KeRemoveQueueDpc(PRKDPC Dpc);
+NTKERNELAPI VOID NTAPI KeSetImportanceDpc(PRKDPC Dpc, KDPC_IMPORTANCE Importance);
+/* There is one DPC thread: the processor is recorded only. */
+NTKERNELAPI VOID NTAPI KeSetTargetProcessorDpc(PRKDPC Dpc, CCHAR Number);
+/* PASSIVE_LEVEL. Returns when every DPC queued before the call has run. */
+NTKERNELAPI VOID NTAPI KeFlushQueuedDpcs(void);
+
+typedef enum _TIMER_TYPE { NotificationTimer, SynchronizationTimer } TIMER_TYPE;
+
+/* A waitable object. While set, DueTime is the interrupt time of the next
+ * expiry and TimerListEntry links it into openwfp's timer queue. */
+typedef struct _KTIMER {
+    DISPATCHER_HEADER Header;
+    ULARGE_INTEGER DueTime;
+    LIST_ENTRY TimerListEntry;
+    struct _KDPC *Dpc;
+    ULONG Processor;
+    LONG Period;
+    PVOID OwfpSetBy; /* code that set it, for the unload report */
+} KTIMER, *PKTIMER, *PRKTIMER;
+
+/* KeInitializeTimer makes a notification timer. */
+NTKERNELAPI VOID NTAPI KeInitializeTimer(PKTIMER Timer);
+NTKERNELAPI VOID NTAPI KeInitializeTimerEx(PKTIMER Timer, TIMER_TYPE Type);
+/* ≤ DISPATCH_LEVEL. DueTime as a wait timeout (negative relative, positive
+ * absolute system time); the timer becomes non-signaled, and on expiry
+ * signaled, with Dpc queued. Period in milliseconds re-arms it. TRUE when the
+ * timer was already set (it is re-armed). */
+NTKERNELAPI BOOLEAN NTAPI KeSetTimer(PKTIMER Timer, LARGE_INTEGER DueTime, PKDPC Dpc);
+NTKERNELAPI BOOLEAN NTAPI KeSetTimerEx(PKTIMER Timer, LARGE_INTEGER DueTime, LONG Period,
+                                       PKDPC Dpc);
+/* TRUE when the timer was set. A DPC it already queued stays queued. */
+NTKERNELAPI BOOLEAN NTAPI KeCancelTimer(PKTIMER Timer);
+NTKERNELAPI BOOLEAN NTAPI KeReadStateTimer(PKTIMER Timer);
+
+/* Busy-waits (at any IRQL); Windows asks for at most 50 µs. */
+NTKERNELAPI VOID NTAPI KeStallExecutionProcessor(ULONG MicroSeconds);
+
+/* ------------------------------------------------------------------------- */
+/* Fast mutexes, guarded mutexes and executive resources                     */
+/* ------------------------------------------------------------------------- */
+
+/* Not recursive. FAST_MUTEX raises to APC_LEVEL while held; a guarded mutex
+ * (the same structure, as since Windows 8) enters a guarded region instead.
+ * Acquiring one above APC_LEVEL, again on the owning thread, or releasing
+ * one the thread does not own is a finding. */
+typedef struct _FAST_MUTEX {
+    LONG Count; /* 1 free; 1 - Count threads hold or wait for it otherwise */
+    PVOID Owner;
+    ULONG Contention;
+    KEVENT Event;
+    ULONG OldIrql;
+} FAST_MUTEX, *PFAST_MUTEX, KGUARDED_MUTEX, *PKGUARDED_MUTEX;
+
+NTKERNELAPI VOID NTAPI ExInitializeFastMutex(PFAST_MUTEX FastMutex);
+NTKERNELAPI VOID FASTCALL ExAcquireFastMutex(PFAST_MUTEX FastMutex);
+NTKERNELAPI VOID FASTCALL ExReleaseFastMutex(PFAST_MUTEX FastMutex);
+NTKERNELAPI BOOLEAN FASTCALL ExTryToAcquireFastMutex(PFAST_MUTEX FastMutex);
+/* The caller is at APC_LEVEL or in a critical region (else a finding); the
+ * IRQL is left as it is. */
+NTKERNELAPI VOID FASTCALL ExAcquireFastMutexUnsafe(PFAST_MUTEX FastMutex);
+NTKERNELAPI VOID FASTCALL ExReleaseFastMutexUnsafe(PFAST_MUTEX FastMutex);
+
+NTKERNELAPI VOID FASTCALL KeInitializeGuardedMutex(PKGUARDED_MUTEX Mutex);
+NTKERNELAPI VOID FASTCALL KeAcquireGuardedMutex(PKGUARDED_MUTEX Mutex);
+NTKERNELAPI VOID FASTCALL KeReleaseGuardedMutex(PKGUARDED_MUTEX Mutex);
+NTKERNELAPI BOOLEAN FASTCALL KeTryToAcquireGuardedMutex(PKGUARDED_MUTEX Mutex);
+NTKERNELAPI VOID FASTCALL KeAcquireGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex);
+NTKERNELAPI VOID FASTCALL KeReleaseGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex);
+
+/* Reader/writer locks, recursive for shared and for exclusive owners. Held
+ * at ≤ APC_LEVEL, acquired inside a critical region (else a finding).
+ * ExInitializeResourceLite allocates openwfp's state; ExDeleteResourceLite
+ * frees it, and the unload report counts resources not deleted. */
+typedef ULONG_PTR ERESOURCE_THREAD, *PERESOURCE_THREAD;
+
+typedef struct _ERESOURCE {
+    LIST_ENTRY SystemResourcesList;
+    struct _OWFP_RESOURCE *OwfpState;
+    ULONG OwfpMagic;
+    ULONG OwfpSpare;
+    ULONG_PTR Reserved[9];
+} ERESOURCE, *PERESOURCE;
+
+NTKERNELAPI NTSTATUS NTAPI ExInitializeResourceLite(PERESOURCE Resource);
+NTKERNELAPI NTSTATUS NTAPI ExReinitializeResourceLite(PERESOURCE Resource);
+/* A resource still held or waited for is not deleted (finding,
+ * STATUS_INVALID_DEVICE_STATE). */
+NTKERNELAPI NTSTATUS NTAPI ExDeleteResourceLite(PERESOURCE Resource);
+/* Wait FALSE: FALSE at once when the access cannot be granted now. Above
+ * APC_LEVEL the call is a finding and does not wait. A shared owner asking
+ * for exclusive access (a deadlock on Windows) gets a finding and FALSE. */
+NTKERNELAPI BOOLEAN NTAPI ExAcquireResourceExclusiveLite(PERESOURCE Resource, BOOLEAN Wait);
+/* Granted while nobody else holds it exclusively and, for a thread that does
+ * not hold it yet, nobody waits for exclusive access. An exclusive owner
+ * gets it as another exclusive acquisition. */
+NTKERNELAPI BOOLEAN NTAPI ExAcquireResourceSharedLite(PERESOURCE Resource, BOOLEAN Wait);
+/* Shared even when exclusive waiters are queued. */
+NTKERNELAPI BOOLEAN NTAPI ExAcquireSharedStarveExclusive(PERESOURCE Resource, BOOLEAN Wait);
+/* Shared, waiting behind queued exclusive waiters even for a shared owner. */
+NTKERNELAPI BOOLEAN NTAPI ExAcquireSharedWaitForExclusive(PERESOURCE Resource, BOOLEAN Wait);
+/* Releasing a resource the thread does not hold is a finding. */
+NTKERNELAPI VOID FASTCALL ExReleaseResourceLite(PERESOURCE Resource);
+NTKERNELAPI VOID NTAPI ExReleaseResourceForThreadLite(PERESOURCE Resource,
+                                                      ERESOURCE_THREAD ResourceThreadId);
+#define ExReleaseResource(Resource) ExReleaseResourceLite(Resource)
+NTKERNELAPI ERESOURCE_THREAD NTAPI ExGetCurrentResourceThread(void);
+NTKERNELAPI VOID NTAPI ExConvertExclusiveToSharedLite(PERESOURCE Resource);
+NTKERNELAPI BOOLEAN NTAPI ExIsResourceAcquiredExclusiveLite(PERESOURCE Resource);
+/* How many times the thread holds it, shared or exclusively. */
+NTKERNELAPI ULONG NTAPI ExIsResourceAcquiredSharedLite(PERESOURCE Resource);
+#define ExIsResourceAcquiredLite ExIsResourceAcquiredSharedLite
+NTKERNELAPI ULONG NTAPI ExGetExclusiveWaiterCount(PERESOURCE Resource);
+NTKERNELAPI ULONG NTAPI ExGetSharedWaiterCount(PERESOURCE Resource);
+/* The return value is opaque, as documented (here: the resource). */
+NTKERNELAPI PVOID NTAPI ExEnterCriticalRegionAndAcquireResourceExclusive(PERESOURCE Resource);
+NTKERNELAPI PVOID NTAPI ExEnterCriticalRegionAndAcquireResourceShared(PERESOURCE Resource);
+NTKERNELAPI PVOID NTAPI
+ExEnterCriticalRegionAndAcquireSharedWaitForExclusive(PERESOURCE Resource);
+NTKERNELAPI VOID FASTCALL ExReleaseResourceAndLeaveCriticalRegion(PERESOURCE Resource);
 
 /* ------------------------------------------------------------------------- */
 /* Time and processors                                                       */
@@ -908,6 +1189,56 @@ NTSYSAPI NTSTATUS NTAPI RtlUnicodeStringToInteger(PCUNICODE_STRING String, ULONG
                                                   PULONG Value);
 NTSYSAPI NTSTATUS NTAPI RtlCharToInteger(PCSZ String, ULONG Base, PULONG Value);
 
+typedef const STRING *PCSTRING, *PCANSI_STRING;
+typedef STRING OEM_STRING, *POEM_STRING;
+typedef const STRING *PCOEM_STRING;
+
+/* ANSI here is Latin-1 (ISO 8859-1): each byte becomes the UTF-16 unit of
+ * the same value, and each UTF-16 unit above 0xFF becomes '?' (one per unit,
+ * so a surrogate pair gives "??"). With AllocateDestinationString the buffer
+ * comes from pool tagged 'Strg' (RtlFreeUnicodeString / RtlFreeAnsiString
+ * free it) and holds a terminator. Otherwise a destination too small is
+ * STATUS_BUFFER_OVERFLOW and nothing is written; a terminator is added when
+ * there is room. A result longer than a USHORT can count is
+ * STATUS_INVALID_PARAMETER_2. PASSIVE_LEVEL, as documented. */
+NTSYSAPI NTSTATUS NTAPI RtlAnsiStringToUnicodeString(PUNICODE_STRING DestinationString,
+                                                     PCANSI_STRING SourceString,
+                                                     BOOLEAN AllocateDestinationString);
+NTSYSAPI NTSTATUS NTAPI RtlUnicodeStringToAnsiString(PANSI_STRING DestinationString,
+                                                     PCUNICODE_STRING SourceString,
+                                                     BOOLEAN AllocateDestinationString);
+/* Bytes the conversion needs, terminator included. */
+NTSYSAPI ULONG NTAPI RtlxAnsiStringToUnicodeSize(PCANSI_STRING AnsiString);
+NTSYSAPI ULONG NTAPI RtlxUnicodeStringToAnsiSize(PCUNICODE_STRING UnicodeString);
+#define RtlAnsiStringToUnicodeSize(STRING) RtlxAnsiStringToUnicodeSize(STRING)
+#define RtlUnicodeStringToAnsiSize(STRING) RtlxUnicodeStringToAnsiSize(STRING)
+/* Frees a buffer the Rtl conversions allocated and zeroes the string. */
+NTSYSAPI VOID NTAPI RtlFreeUnicodeString(PUNICODE_STRING UnicodeString);
+NTSYSAPI VOID NTAPI RtlFreeAnsiString(PANSI_STRING AnsiString);
+/* Appends all or nothing: STATUS_BUFFER_TOO_SMALL when it does not fit.
+ * Terminated when there is room. */
+NTSYSAPI NTSTATUS NTAPI RtlAppendUnicodeToString(PUNICODE_STRING Destination, PCWSTR Source);
+NTSYSAPI NTSTATUS NTAPI RtlAppendUnicodeStringToString(PUNICODE_STRING Destination,
+                                                       PCUNICODE_STRING Source);
+/* Base 0 (= 10), 2, 8, 10 or 16 (upper-case digits), unsigned, no prefix.
+ * STATUS_BUFFER_OVERFLOW when the digits do not fit; terminated when there
+ * is room. */
+NTSYSAPI NTSTATUS NTAPI RtlIntegerToUnicodeString(ULONG Value, ULONG Base,
+                                                  PUNICODE_STRING String);
+NTSYSAPI NTSTATUS NTAPI RtlInt64ToUnicodeString(ULONGLONG Value, ULONG Base,
+                                                PUNICODE_STRING String);
+NTSYSAPI WCHAR NTAPI RtlDowncaseUnicodeChar(WCHAR SourceCharacter);
+/* Case folding as RtlUpcaseUnicodeChar; Allocate as the conversions above. */
+NTSYSAPI NTSTATUS NTAPI RtlUpcaseUnicodeString(PUNICODE_STRING DestinationString,
+                                               PCUNICODE_STRING SourceString,
+                                               BOOLEAN AllocateDestinationString);
+/* Counted ANSI strings; case-insensitive compares fold ASCII letters only. */
+NTSYSAPI LONG NTAPI RtlCompareString(const STRING *String1, const STRING *String2,
+                                     BOOLEAN CaseInSensitive);
+NTSYSAPI BOOLEAN NTAPI RtlEqualString(const STRING *String1, const STRING *String2,
+                                      BOOLEAN CaseInSensitive);
+NTSYSAPI VOID NTAPI RtlCopyString(PSTRING DestinationString, const STRING *SourceString);
+
 /* ------------------------------------------------------------------------- */
 /* Debug output and assertions                                               */
 /* ------------------------------------------------------------------------- */
@@ -1025,16 +1356,88 @@ typedef struct _KEY_VALUE_PARTIAL_INFORMATION {
     UCHAR Data[1];
 } KEY_VALUE_PARTIAL_INFORMATION, *PKEY_VALUE_PARTIAL_INFORMATION;
 
+typedef struct _KEY_VALUE_BASIC_INFORMATION {
+    ULONG TitleIndex;
+    ULONG Type;
+    ULONG NameLength; /* bytes */
+    WCHAR Name[1];
+} KEY_VALUE_BASIC_INFORMATION, *PKEY_VALUE_BASIC_INFORMATION;
+
+typedef struct _KEY_VALUE_FULL_INFORMATION {
+    ULONG TitleIndex;
+    ULONG Type;
+    ULONG DataOffset; /* from the start of the structure; 4-byte aligned */
+    ULONG DataLength;
+    ULONG NameLength;
+    WCHAR Name[1];
+} KEY_VALUE_FULL_INFORMATION, *PKEY_VALUE_FULL_INFORMATION;
+
+typedef enum _KEY_INFORMATION_CLASS {
+    KeyBasicInformation,
+    KeyNodeInformation,
+    KeyFullInformation,
+    KeyNameInformation,
+    KeyCachedInformation,
+    KeyFlagsInformation,
+    KeyVirtualizationInformation,
+    KeyHandleTagsInformation,
+    KeyTrustInformation,
+    KeyLayerInformation,
+    MaxKeyInfoClass
+} KEY_INFORMATION_CLASS;
+
+typedef struct _KEY_BASIC_INFORMATION {
+    LARGE_INTEGER LastWriteTime;
+    ULONG TitleIndex;
+    ULONG NameLength; /* bytes; the key's own name, the last path component */
+    WCHAR Name[1];
+} KEY_BASIC_INFORMATION, *PKEY_BASIC_INFORMATION;
+
+typedef struct _KEY_FULL_INFORMATION {
+    LARGE_INTEGER LastWriteTime;
+    ULONG TitleIndex;
+    ULONG ClassOffset;
+    ULONG ClassLength;
+    ULONG SubKeys;
+    ULONG MaxNameLen;      /* bytes, longest subkey name */
+    ULONG MaxClassLen;
+    ULONG Values;
+    ULONG MaxValueNameLen; /* bytes */
+    ULONG MaxValueDataLen;
+    WCHAR Class[1];
+} KEY_FULL_INFORMATION, *PKEY_FULL_INFORMATION;
+
+typedef struct _KEY_NAME_INFORMATION {
+    ULONG NameLength; /* bytes; the full path */
+    WCHAR Name[1];
+} KEY_NAME_INFORMATION, *PKEY_NAME_INFORMATION;
+
 /* PASSIVE_LEVEL. ObjectName is absolute ("\\Registry\\Machine\\...", any
  * case) or relative to RootDirectory, a key handle. */
 NTSYSAPI NTSTATUS NTAPI ZwOpenKey(PHANDLE KeyHandle, ACCESS_MASK DesiredAccess,
                                   POBJECT_ATTRIBUTES ObjectAttributes);
-/* KeyValuePartialInformation only (others: STATUS_INVALID_PARAMETER). A
- * missing value is STATUS_OBJECT_NAME_NOT_FOUND. Closed with ZwClose. */
+/* KeyValueBasicInformation, KeyValueFullInformation and
+ * KeyValuePartialInformation (others: STATUS_INVALID_PARAMETER). The fixed
+ * part not fitting is STATUS_BUFFER_TOO_SMALL (nothing written), the rest not
+ * fitting STATUS_BUFFER_OVERFLOW (the fixed part written); ResultLength is
+ * the size needed either way. A missing value is
+ * STATUS_OBJECT_NAME_NOT_FOUND. Key handles are closed with ZwClose. */
 NTSYSAPI NTSTATUS NTAPI ZwQueryValueKey(HANDLE KeyHandle, PUNICODE_STRING ValueName,
                                         KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
                                         PVOID KeyValueInformation, ULONG Length,
                                         PULONG ResultLength);
+/* The Index-th value in the order the values were created (a value set
+ * again keeps its place and its name's case); STATUS_NO_MORE_ENTRIES past
+ * the last. Classes and buffer answers as ZwQueryValueKey. */
+NTSYSAPI NTSTATUS NTAPI ZwEnumerateValueKey(HANDLE KeyHandle, ULONG Index,
+                                            KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
+                                            PVOID KeyValueInformation, ULONG Length,
+                                            PULONG ResultLength);
+/* KeyBasicInformation, KeyFullInformation (keys have no class) and
+ * KeyNameInformation; others STATUS_INVALID_PARAMETER. Buffer answers as
+ * ZwQueryValueKey. LastWriteTime is when the host last changed the key. */
+NTSYSAPI NTSTATUS NTAPI ZwQueryKey(HANDLE KeyHandle, KEY_INFORMATION_CLASS KeyInformationClass,
+                                   PVOID KeyInformation, ULONG Length, PULONG ResultLength);
 
 typedef NTSTATUS NTAPI RTL_QUERY_REGISTRY_ROUTINE(PWSTR ValueName, ULONG ValueType,
                                                   PVOID ValueData, ULONG ValueLength,
@@ -1083,6 +1486,14 @@ NTSYSAPI NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
 
 #if defined(__x86_64__) || defined(__aarch64__)
 _Static_assert(sizeof(KEVENT) == 24, "KEVENT layout");
+_Static_assert(sizeof(KMUTEX) == 56, "KMUTEX layout");
+_Static_assert(sizeof(KSEMAPHORE) == 32, "KSEMAPHORE layout");
+_Static_assert(sizeof(KWAIT_BLOCK) == 48, "KWAIT_BLOCK layout");
+_Static_assert(sizeof(KDPC) == 64, "KDPC layout");
+_Static_assert(sizeof(FAST_MUTEX) == 56, "FAST_MUTEX layout");
+_Static_assert(sizeof(ERESOURCE) == 104, "ERESOURCE layout");
+_Static_assert(sizeof(SLIST_HEADER) == 16 && _Alignof(SLIST_HEADER) == 16, "SLIST_HEADER layout");
+_Static_assert(sizeof(SLIST_ENTRY) == 16 && _Alignof(SLIST_ENTRY) == 16, "SLIST_ENTRY layout");
 _Static_assert(sizeof(KSPIN_LOCK) == 8, "KSPIN_LOCK layout");
 _Static_assert(sizeof(KLOCK_QUEUE_HANDLE) == 24, "KLOCK_QUEUE_HANDLE layout");
 _Static_assert(sizeof(IO_STATUS_BLOCK) == 16, "IO_STATUS_BLOCK layout");

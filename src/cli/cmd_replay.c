@@ -6,15 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openwfp/kernel.h>
 #include <openwfp/openwfp.h>
 
+#include "cli/callouts.h"
 #include "cli/commands.h"
-#include "cli/driver_host.h"
 #include "cli/example_callouts.h"
 #include "replay/replay.h"
-
-#define MAX_LIST 64
 
 /* The bundled default: a capture of our own HTTP test traffic, masked. */
 static const char *const g_sample[] = {OWFP_SAMPLE_CAPTURE};
@@ -29,18 +26,10 @@ static void usage(FILE *out)
           "ALE_FLOW_ESTABLISHED once, then each direction's bytes at the stream layer.\n"
           "With no CAPTURE it replays the bundled sample with --example mask=secret\n"
           "and --example block-port=8023 (with --driver: the sample, no examples).\n"
-          "\n"
-          "  --example SPEC          built-in callout: noop | mask=WORD | block-port=N\n"
-          "  --driver PATH.so        load a callout driver built as a shared object: its\n"
-          "                          DriverEntry runs before the replay, DriverUnload after,\n"
-          "                          then what it left behind is reported (repeatable; loaded\n"
-          "                          in order, unloaded in reverse; docs/porting.md)\n"
-          "  --driver-param NAME=VALUE  a value in the driver's registry key (REG_DWORD for\n"
-          "                          decimal or 0x-hex numbers, else REG_SZ), for the --driver\n"
-          "                          before it, or for every driver when before any --driver\n"
-          "  --strict                exit 3 when the kernel layer recorded findings or a\n"
-          "                          driver left something behind\n"
-          "  --local NET/PREFIX      endpoints in NET are local (default: the initiator)\n"
+          "\n",
+          out);
+    fputs(owfp_callout_usage, out);
+    fputs("  --local NET/PREFIX      endpoints in NET are local (default: the initiator)\n"
           "  --overlap first|last    which copy of overlapping bytes wins (default first)\n"
           "  --json                  JSON Lines instead of key=value lines\n"
           "  --quiet                 only the totals line\n"
@@ -70,39 +59,16 @@ static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *v)
 
 struct args {
     struct owfp_replay_options o;
-    const char *examples[MAX_LIST];
-    size_t nexamples;
-    struct owfp_net nets[MAX_LIST];
-    struct owfp_driver_spec drivers[MAX_LIST];
-    size_t ndrivers;
-    struct owfp_driver_param params[MAX_LIST]; /* in command-line order */
-    size_t param_owner[MAX_LIST];              /* index into drivers + 1; 0 = every driver */
-    size_t nparams;
-    struct owfp_driver_param driver_params[MAX_LIST][MAX_LIST];
-    bool strict;
+    struct owfp_net nets[OWFP_MAX_LIST];
+    struct owfp_callout_args callouts;
 };
-
-/* Each driver's parameters: those given before any --driver, then its own
- * (a later value of the same name wins). */
-static void assign_params(struct args *a)
-{
-    for (size_t d = 0; d < a->ndrivers; d++) {
-        size_t n = 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t i = 0; i < a->nparams; i++)
-                if (a->param_owner[i] == (pass ? d + 1 : 0))
-                    a->driver_params[d][n++] = a->params[i];
-        a->drivers[d].params = a->driver_params[d];
-        a->drivers[d].nparams = n;
-    }
-}
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    enum { O_EXAMPLE = 256, O_LOCAL, O_OVERLAP, O_JSON, O_QUIET, O_NOPROG, O_STREAMS, O_PCAP,
-           O_TIMEOUT, O_MAXCONN, O_MAXBUF, O_MAXTOTAL, O_DRIVER, O_DRIVER_PARAM, O_STRICT };
+    enum { O_LOCAL = 256, O_OVERLAP, O_JSON, O_QUIET, O_NOPROG, O_STREAMS, O_PCAP, O_TIMEOUT,
+           O_MAXCONN, O_MAXBUF, O_MAXTOTAL };
     static const struct option opts[] = {
-        {"example", required_argument, 0, O_EXAMPLE},
+        OWFP_CALLOUT_OPTIONS,
         {"local", required_argument, 0, O_LOCAL},
         {"overlap", required_argument, 0, O_OVERLAP},
         {"json", no_argument, 0, O_JSON},
@@ -114,9 +80,6 @@ static int parse(int argc, char **argv, struct args *a)
         {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-buffered", required_argument, 0, O_MAXBUF},
         {"max-buffered-total", required_argument, 0, O_MAXTOTAL},
-        {"driver", required_argument, 0, O_DRIVER},
-        {"driver-param", required_argument, 0, O_DRIVER_PARAM},
-        {"strict", no_argument, 0, O_STRICT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -125,14 +88,14 @@ static int parse(int argc, char **argv, struct args *a)
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int mine = owfp_callout_option(&a->callouts, "replay", c, optarg);
+        if (mine < 0)
+            return -1;
+        if (mine)
+            continue;
         switch (c) {
-        case O_EXAMPLE:
-            if (a->nexamples == MAX_LIST)
-                return fprintf(stderr, "openwfp replay: too many --example\n"), -1;
-            a->examples[a->nexamples++] = optarg;
-            break;
         case O_LOCAL:
-            if (o->nlocal_nets == MAX_LIST || owfp_net_parse(optarg, &a->nets[o->nlocal_nets]))
+            if (o->nlocal_nets == OWFP_MAX_LIST || owfp_net_parse(optarg, &a->nets[o->nlocal_nets]))
                 return fprintf(stderr, "openwfp replay: --local: bad network '%s'\n", optarg), -1;
             o->nlocal_nets++;
             break;
@@ -167,19 +130,6 @@ static int parse(int argc, char **argv, struct args *a)
             if (parse_u64("--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
                 return -1;
             break;
-        case O_DRIVER:
-            if (a->ndrivers == MAX_LIST)
-                return fprintf(stderr, "openwfp replay: too many --driver\n"), -1;
-            a->drivers[a->ndrivers++].path = optarg;
-            break;
-        case O_DRIVER_PARAM:
-            if (a->nparams == MAX_LIST)
-                return fprintf(stderr, "openwfp replay: too many --driver-param\n"), -1;
-            if (!owfp_driver_param_parse(optarg, &a->params[a->nparams]))
-                return -1;
-            a->param_owner[a->nparams++] = a->ndrivers;
-            break;
-        case O_STRICT: a->strict = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -191,11 +141,12 @@ static int parse(int argc, char **argv, struct args *a)
         o->captures = g_sample;
         o->ncaptures = 1;
         /* A driver is the callout: the sample alone, no built-in examples. */
-        for (size_t i = 0; !a->ndrivers && i < sizeof(g_sample_examples) / sizeof(g_sample_examples[0]); i++)
-            if (a->nexamples < MAX_LIST)
-                a->examples[a->nexamples++] = g_sample_examples[i];
+        struct owfp_callout_args *ca = &a->callouts;
+        for (size_t i = 0; !ca->ndrivers && i < sizeof(g_sample_examples) / sizeof(g_sample_examples[0]); i++)
+            if (ca->nexamples < OWFP_MAX_LIST)
+                ca->examples[ca->nexamples++] = g_sample_examples[i];
     }
-    assign_params(a);
+    owfp_callout_args_done(&a->callouts);
     return 0;
 }
 
@@ -204,36 +155,13 @@ int owfp_cmd_replay(int argc, char **argv)
     static struct args a;
     if (parse(argc, argv, &a) != 0)
         return 2;
-    owfp_engine *engine;
-    owfp_status st = owfp_engine_create(NULL, &engine);
-    if (st < 0) {
-        fprintf(stderr, "openwfp replay: cannot create the engine (0x%08" PRIx32 ")\n",
-                (uint32_t)st);
-        return 2;
-    }
     /* Drivers load into the engine and unload before it goes; the replay
      * has closed every flow (flowDeleteFn ran) by the time it returns. */
-    unsigned long findings_before = owfp_kernel_findings();
-    int status = owfp_drivers_load(a.drivers, a.ndrivers);
-    bool ran = !status;
-    for (size_t i = 0; i < a.nexamples && !status; i++)
-        if (owfp_examples_add(a.examples[i]) != 0)
-            status = 2;
+    struct owfp_callout_run run;
+    int status = owfp_callouts_start(&a.callouts, "replay", &run);
     if (!status)
         status = owfp_replay_run(&a.o);
-    if (ran && !a.o.json)
+    if (run.loaded && !a.o.json)
         owfp_examples_report(a.o.out ? a.o.out : stdout);
-    owfp_examples_remove();
-    unsigned long problems = ran ? owfp_drivers_unload(stderr) : 0;
-    owfp_engine_destroy(engine);
-    owfp_drivers_release();
-    unsigned long findings = owfp_kernel_findings() - findings_before;
-    if (a.strict && ran && (findings || problems)) {
-        fprintf(stderr, "openwfp replay: --strict: %lu kernel finding(s), %lu problem(s) left by "
-                        "drivers\n",
-                findings, problems);
-        if (!status)
-            status = 3;
-    }
-    return status;
+    return owfp_callouts_stop(&a.callouts, "replay", &run, status);
 }

@@ -4,5 +4,6 @@
 #define OPENWFP_CLI_COMMANDS_H
 
 int owfp_cmd_replay(int argc, char **argv);
+int owfp_cmd_proxy(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,9 @@
 #include <wdm.h>
 #include <openwfp/kernel.h>
 #include <openwfp/openwfp.h>
+#include <openwfp/verify.h>
+
+#include "cli/crash_report.h"
 
 #define NAME_MAX_CHARS 63
 #define SERVICES_KEY "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\"
@@ -41,7 +45,11 @@ struct driver {
     /* What was there before DriverEntry, so the unload reports only what
      * appeared since. */
     struct tag_table pool_at_load;
-    unsigned long threads_at_load, workitems_at_load, handles_at_load;
+    unsigned long threads_at_load, workitems_at_load, handles_at_load, resources_at_load;
+    /* Where the module is mapped: timers and DPCs found there are the
+     * driver's, and crash reports name it. */
+    uintptr_t base;
+    size_t size;
     uint64_t callouts_at_load;
 };
 
@@ -160,7 +168,7 @@ bool owfp_driver_param_parse(char *text, struct owfp_driver_param *out)
 {
     char *eq = strchr(text, '=');
     if (!eq || eq == text) {
-        fprintf(stderr, "openwfp replay: --driver-param: expected NAME=VALUE, got '%s'\n", text);
+        fprintf(stderr, "openwfp: --driver-param: expected NAME=VALUE, got '%s'\n", text);
         return false;
     }
     *eq = '\0';
@@ -207,7 +215,7 @@ static bool make_registry(const struct driver *d, const struct owfp_driver_spec 
                                            : owfp_registry_set_string(key, p->name, p->value);
             if (rc)
                 fprintf(stderr,
-                        "openwfp replay: driver %s: --driver-param %s: %s\n", d->name, p->name,
+                        "openwfp: driver %s: --driver-param %s: %s\n", d->name, p->name,
                         rc == -EINVAL ? "bad name or value (names are printable ASCII, values UTF-8)"
                                       : "out of memory");
         }
@@ -244,9 +252,40 @@ static void free_driver(struct driver *d)
 
 static void release_module(struct driver *d)
 {
+    if (d->size)
+        owfp_crash_report_remove_module(d->base);
+    /* A framework driver that was never unloaded still has its objects. */
+    owfp_wdf_driver_gone(&d->object, NULL, NULL);
     if (d->module)
         dlclose(d->module);
     free_driver(d);
+}
+
+/* Timers and DPCs of the module that are still armed or queued: taken out
+ * so nothing fires into it once it is unmapped. */
+struct deferred {
+    unsigned long timers, dpcs;
+};
+
+static void cancel_deferred(const struct driver *d, struct deferred *left)
+{
+    left->timers += owfp_timers_cancel_range((const void *)d->base, d->size);
+    left->dpcs += owfp_dpcs_remove_range((const void *)d->base, d->size);
+}
+
+/* One line per type of framework (KMDF) object the driver left behind. */
+struct wdf_leaks {
+    FILE *out;
+    const char *name;
+    unsigned long lines;
+};
+
+static void report_wdf_leak(const char *type, const char *release, unsigned long count, void *ctx)
+{
+    struct wdf_leaks *w = ctx;
+    fprintf(w->out, "openwfp: driver %s: leak: %lu %s object(s) not deleted (%s)\n", w->name,
+            count, type, release);
+    w->lines++;
 }
 
 /* After DriverUnload (or a failed DriverEntry): waits for the driver's work
@@ -256,6 +295,8 @@ static void release_module(struct driver *d)
 static unsigned long finish_unload(struct driver *d, FILE *out)
 {
     unsigned long problems = 0;
+    struct deferred left = {0, 0};
+    cancel_deferred(d, &left);
     uint64_t deadline = now_ms() + UNLOAD_WAIT_MS;
     bool busy_items = !owfp_workitems_wait_idle(UNLOAD_WAIT_MS);
     while (owfp_system_threads_running() > d->threads_at_load && now_ms() < deadline) {
@@ -275,6 +316,38 @@ static unsigned long finish_unload(struct driver *d, FILE *out)
                 d->name, owfp_workitems_pending(), UNLOAD_WAIT_MS / 1000);
         problems++;
     }
+    /* A DPC routine of the module may be running: it may arm or queue again. */
+    bool busy_dpcs = !owfp_dpcs_wait_range((const void *)d->base, d->size, UNLOAD_WAIT_MS);
+    cancel_deferred(d, &left);
+    if (left.timers) {
+        fprintf(out, "openwfp: driver %s: leak: %lu timer(s) still set at unload (KeCancelTimer); "
+                     "cancelled\n",
+                d->name, left.timers);
+        problems++;
+    }
+    if (left.dpcs) {
+        fprintf(out, "openwfp: driver %s: leak: %lu DPC(s) still queued at unload "
+                     "(KeRemoveQueueDpc, KeFlushQueuedDpcs); removed\n",
+                d->name, left.dpcs);
+        problems++;
+    }
+    if (busy_dpcs) {
+        fprintf(out, "openwfp: driver %s: a DPC routine still running %u s after unload\n",
+                d->name, UNLOAD_WAIT_MS / 1000);
+        problems++;
+    }
+    unsigned long resources = owfp_resources_live();
+    if (resources > d->resources_at_load) {
+        fprintf(out, "openwfp: driver %s: leak: %lu ERESOURCE(s) not deleted "
+                     "(ExDeleteResourceLite)\n",
+                d->name, resources - d->resources_at_load);
+        problems++;
+    }
+    /* Framework objects first: deleting them closes the keys and devices
+     * counted below. */
+    struct wdf_leaks wdf = {out, d->name, 0};
+    owfp_wdf_driver_gone(&d->object, report_wdf_leak, &wdf);
+    problems += wdf.lines;
     unsigned long items = owfp_workitems_outstanding();
     if (items > d->workitems_at_load) {
         fprintf(out, "openwfp: driver %s: leak: %lu work item(s) not freed (IoFreeWorkItem)\n",
@@ -331,7 +404,7 @@ static unsigned long finish_unload(struct driver *d, FILE *out)
                 d->name);
     table_free(&now);
 
-    if (busy_threads || busy_items || busy_callouts) {
+    if (busy_threads || busy_items || busy_callouts || busy_dpcs) {
         /* Something may still call into the module: keep it mapped. */
         fprintf(out, "openwfp: driver %s: kept mapped until the engine is gone\n", d->name);
         d->next = kept;
@@ -356,13 +429,18 @@ static unsigned long unload_one(struct driver *d, FILE *out)
     d->object.DriverUnload(&d->object);
     KIRQL irql = KeGetCurrentIrql();
     leave_driver();
+    owfp_verify_driver_unloaded(d->name); /* verifier: calls into it are findings now */
     unsigned long problems = 0;
     if (irql != PASSIVE_LEVEL) {
         fprintf(out, "openwfp: driver %s: DriverUnload returned at IRQL %u\n", d->name,
                 (unsigned)irql);
         problems++;
     }
-    return problems + finish_unload(d, out);
+    char name[sizeof(d->name)];
+    memcpy(name, d->name, sizeof(name));
+    problems += finish_unload(d, out); /* may free d */
+    owfp_verify_driver_leaks(name);
+    return problems;
 }
 
 unsigned long owfp_drivers_unload(FILE *out)
@@ -392,15 +470,55 @@ void owfp_drivers_release(void)
 
 /* ---- loading ------------------------------------------------------------------------ */
 
+struct extent_query {
+    uintptr_t addr;
+    uintptr_t lo, hi;
+};
+
+/* dl_iterate_phdr callback: the loaded segments' span of the object that
+ * holds q->addr. */
+static int find_extent(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct extent_query *q = data;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    bool holds = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+        holds = holds || (q->addr >= start && q->addr < end);
+        lo = start < lo ? start : lo;
+        hi = end > hi ? end : hi;
+    }
+    if (!holds)
+        return 0;
+    q->lo = lo;
+    q->hi = hi;
+    return 1;
+}
+
+/* Code and data of the module that defines `symbol`. */
+static bool module_extent(const void *symbol, uintptr_t *base, size_t *size)
+{
+    struct extent_query q = {(uintptr_t)symbol, 0, 0};
+    if (!dl_iterate_phdr(find_extent, &q))
+        return false;
+    *base = q.lo;
+    *size = q.hi - q.lo;
+    return true;
+}
+
 static int load_one(const struct owfp_driver_spec *spec)
 {
     struct driver *d = calloc(1, sizeof(*d));
     if (!d) {
-        fprintf(stderr, "openwfp replay: --driver %s: out of memory\n", spec->path);
+        fprintf(stderr, "openwfp: --driver %s: out of memory\n", spec->path);
         return 2;
     }
     if (!base_name(spec->path, d->name)) {
-        fprintf(stderr, "openwfp replay: --driver %s: the file name must start with 1 to %d "
+        fprintf(stderr, "openwfp: --driver %s: the file name must start with 1 to %d "
                         "printable ASCII characters before its first dot\n",
                 spec->path, NAME_MAX_CHARS);
         free_driver(d);
@@ -426,10 +544,10 @@ static int load_one(const struct owfp_driver_spec *spec)
         /* dlerror names the file and, for an API openwfp does not have,
          * the missing symbol. */
         const char *err = dlerror();
-        fprintf(stderr, "openwfp replay: driver %s: cannot load: %s\n", d->name,
+        fprintf(stderr, "openwfp: driver %s: cannot load: %s\n", d->name,
                 err ? err : "unknown error");
         if (err && strstr(err, "undefined symbol"))
-            fprintf(stderr, "openwfp replay: driver %s: the driver calls a kernel function "
+            fprintf(stderr, "openwfp: driver %s: the driver calls a kernel function "
                             "openwfp does not provide (see docs/porting.md)\n",
                     d->name);
         free_driver(d);
@@ -438,13 +556,17 @@ static int load_one(const struct owfp_driver_spec *spec)
     dlerror();
     void *sym = dlsym(d->module, "DriverEntry");
     if (!sym) {
-        fprintf(stderr, "openwfp replay: driver %s (%s): no DriverEntry function\n", d->name,
+        fprintf(stderr, "openwfp: driver %s (%s): no DriverEntry function\n", d->name,
                 d->path);
         release_module(d);
         return 2;
     }
     PDRIVER_INITIALIZE entry;
     memcpy(&entry, &sym, sizeof(entry)); /* object pointer to function pointer, as POSIX allows */
+    if (module_extent(sym, &d->base, &d->size)) {
+        owfp_crash_report_install();
+        owfp_crash_report_add_module(d->name, d->path, d->base, d->size);
+    }
 
     widen(d->driver_name, "\\Driver\\", d->name);
     widen(d->registry_path, SERVICES_KEY, d->name);
@@ -461,19 +583,21 @@ static int load_one(const struct owfp_driver_spec *spec)
 
     snapshot(&d->pool_at_load);
     d->threads_at_load = owfp_system_threads_running();
+    d->resources_at_load = owfp_resources_live();
     d->workitems_at_load = owfp_workitems_outstanding();
     d->handles_at_load = owfp_registry_open_handles();
     d->callouts_at_load = callouts_registered();
+    owfp_verify_driver_loaded(d->name, (const void *)d->base, d->size);
 
     enter_driver(d);
     NTSTATUS st = entry(&d->object, &d->registry);
     KIRQL irql = KeGetCurrentIrql();
     leave_driver();
     if (irql != PASSIVE_LEVEL)
-        fprintf(stderr, "openwfp replay: driver %s: DriverEntry returned at IRQL %u\n", d->name,
+        fprintf(stderr, "openwfp: driver %s: DriverEntry returned at IRQL %u\n", d->name,
                 (unsigned)irql);
     if (!NT_SUCCESS(st)) {
-        fprintf(stderr, "openwfp replay: driver %s (%s): DriverEntry failed with status "
+        fprintf(stderr, "openwfp: driver %s (%s): DriverEntry failed with status "
                         "0x%08" PRIX32 "\n",
                 d->name, d->path, (uint32_t)st);
         /* As on Windows: no DriverUnload; whatever it left is reported. */

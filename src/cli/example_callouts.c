@@ -259,8 +259,29 @@ static NTSTATUS MaskSetup(const char *word)
     return status;
 }
 
+/* Each example registers fixed callout keys: a second one of a kind would
+ * collide, so it is refused by name instead of by a status code. */
+static BOOLEAN FirstOfItsKind(const char *spec)
+{
+    static char seen[3][16];
+    size_t len = strcspn(spec, "=");
+    for (int i = 0; i < 3; i++) {
+        if (!seen[i][0]) {
+            snprintf(seen[i], sizeof(seen[i]), "%.*s", (int)len, spec);
+            return TRUE;
+        }
+        if (strlen(seen[i]) == len && strncmp(seen[i], spec, len) == 0)
+            return FALSE;
+    }
+    return TRUE;
+}
+
 int owfp_examples_add(const char *spec)
 {
+    if (!FirstOfItsKind(spec)) {
+        fprintf(stderr, "openwfp: --example %s: each example may be given once\n", spec);
+        return -1;
+    }
     NTSTATUS status = OpenSession();
     const char *eq = strchr(spec, '=');
     if (!NT_SUCCESS(status)) {
@@ -276,8 +297,7 @@ int owfp_examples_add(const char *spec)
     } else if (eq && strncmp(spec, "block-port", 10) == 0 && eq - spec == 10) {
         char *end;
         unsigned long port = strtoul(eq + 1, &end, 10);
-        status = *end || port == 0 || port > 65535 || g_blockedPort
-                     ? STATUS_INVALID_PARAMETER
+        status = *end || port == 0 || port > 65535 ? STATUS_INVALID_PARAMETER
                      : AddBlockPort((UINT16)(g_blockedPort = (UINT16)port));
     } else {
         fprintf(stderr, "openwfp: unknown --example %s (noop, mask=WORD, block-port=N)\n", spec);

@@ -11,6 +11,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  replay [CAPTURE...]   run callouts over recorded TCP traffic (pcap, pcapng);\n"
           "                        with no capture, the bundled sample and example callouts\n"
+          "  proxy                 relay live TCP connections through callouts\n"
           "\n"
           "`openwfp COMMAND --help` describes a command's options.\n",
           out);
@@ -24,6 +25,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "replay") == 0)
         return owfp_cmd_replay(argc - 1, argv + 1);
+    if (strcmp(argv[1], "proxy") == 0)
+        return owfp_cmd_proxy(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

@@ -4,6 +4,7 @@
 
 #include "common/alloc.h"
 #include "kernel/irql.h"
+#include "verify/verify.h"
 
 static struct owfp_callout_table *table(const struct owfp_engine *e)
 {
@@ -76,8 +77,10 @@ static NTSTATUS do_register(unsigned version, void *device_object, const GUID *k
                             uint32_t flags, void *classify, void *notify,
                             FWPS_CALLOUT_FLOW_DELETE_NOTIFY_FN0 flow_delete, UINT32 *out_id)
 {
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutRegister");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -117,6 +120,8 @@ static NTSTATUS do_register(unsigned version, void *device_object, const GUID *k
     c->device_object = device_object;
     atomic_init(&c->state, OWFP_CALLOUT_REGISTERED);
     atomic_init(&c->contexts, 0);
+    if (OWFP_VERIFY_ON())
+        owfp_verify_callout_registered(id, key, classify, notify, (const void *)flow_delete);
     atomic_store_explicit(&table(e)->slot[id], c, memory_order_release);
     if (out_id)
         *out_id = id;
@@ -156,6 +161,8 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
     pthread_mutex_lock(&e->mu);
     if (atomic_load(&c->contexts) > 0) {
         c->unregister_running = false;
+        if (OWFP_VERIFY_ON())
+            owfp_verify_unregister_busy(c->id, atomic_load(&c->contexts));
         return STATUS_DEVICE_BUSY;
     }
     atomic_store(&c->state, OWFP_CALLOUT_UNREGISTERING);
@@ -169,6 +176,8 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
         return STATUS_DEVICE_BUSY;
     }
     atomic_store_explicit(&table(e)->slot[c->id], NULL, memory_order_release);
+    if (OWFP_VERIFY_ON())
+        owfp_verify_callout_unregistered(c->id);
     /* A reader may have loaded the slot just before it was cleared and still
      * be reading c->state (owfp_callout_get): free only after it left. */
     owfp_rcu_synchronize();
@@ -178,8 +187,10 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
 
 NTSTATUS FwpsCalloutUnregisterById0(const UINT32 calloutId)
 {
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutUnregisterById0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -194,8 +205,10 @@ NTSTATUS FwpsCalloutUnregisterByKey0(const GUID *calloutKey)
 {
     if (!calloutKey)
         return STATUS_FWP_NULL_POINTER;
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutUnregisterByKey0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -213,6 +226,10 @@ void owfp_callout_call_classify(const struct owfp_callout *c,
                                 const void *classify_context, const FWPS_FILTER0 *filter,
                                 UINT64 flow_context, FWPS_CLASSIFY_OUT0 *out)
 {
+    struct owfp_verify_frame fr;
+    bool verify = OWFP_VERIFY_ON();
+    if (verify)
+        owfp_verify_enter_classify(&fr, c->id, c->classify, in, meta, layer_data, filter, out);
     unsigned char irql = owfp_irql_enter_callout();
     /* FWPS_FILTER0..3 share one layout; only the provider-context pointee differs. */
     switch (c->version) {
@@ -237,6 +254,8 @@ void owfp_callout_call_classify(const struct owfp_callout *c,
         break;
     }
     owfp_irql_leave_callout(irql, "classifyFn");
+    if (verify)
+        owfp_verify_leave_classify(&fr);
 }
 
 NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOTIFY_TYPE type,
@@ -246,6 +265,10 @@ NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOT
         return STATUS_SUCCESS;
     NTSTATUS st;
     owfp_notify_depth++;
+    struct owfp_verify_frame fr;
+    bool verify = OWFP_VERIFY_ON();
+    if (verify)
+        owfp_verify_enter(&fr, c->id, OWFP_VERIFY_NOTIFY, c->notify, 0);
     unsigned char irql = owfp_irql_enter_callout();
     switch (c->version) {
     case 0:
@@ -262,6 +285,8 @@ NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOT
         break;
     }
     owfp_irql_leave_callout(irql, "notifyFn");
+    if (verify)
+        owfp_verify_leave(&fr);
     owfp_notify_depth--;
     return st;
 }

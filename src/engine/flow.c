@@ -8,6 +8,7 @@
 #include "kernel/irql.h"
 #include "layers.h"
 #include "stream/stream.h"
+#include "verify/verify.h"
 
 #define SEG_BITS 12
 #define SEG_SIZE (1u << SEG_BITS)
@@ -130,9 +131,19 @@ static void deliver_delete(struct owfp_engine *e, const struct owfp_flow_ctx *c)
                                                          memory_order_acquire)
                                   : NULL;
     if (co && co->flow_delete) {
+        struct owfp_verify_frame fr;
+        bool verify = OWFP_VERIFY_ON();
+        if (verify) {
+            owfp_verify_enter(&fr, c->callout_id, OWFP_VERIFY_FLOW_DELETE,
+                              (const void *)co->flow_delete, 0);
+            if (c->pending_delete)
+                owfp_verify_pending_delivered(c->callout_id);
+        }
         unsigned char irql = owfp_irql_enter_callout();
         co->flow_delete(c->layer, c->callout_id, c->context);
         owfp_irql_leave_callout(irql, "flowDeleteFn");
+        if (verify)
+            owfp_verify_leave(&fr);
     }
     if (co)
         atomic_fetch_sub(&co->contexts, 1);
@@ -150,6 +161,9 @@ static void release_flow(struct owfp_rcu_head *h)
     struct owfp_flow *f = (struct owfp_flow *)((char *)h - offsetof(struct owfp_flow, rcu));
     if (f->ctx != &f->one_ctx)
         owfp_free(f->ctx);
+    void *verify = atomic_load_explicit(&f->verify, memory_order_relaxed);
+    if (verify)
+        owfp_verify_flow_free(verify);
     owfp_free(f);
 }
 
@@ -272,6 +286,8 @@ NTSTATUS FwpsFlowAssociateContext0(UINT64 flowId, UINT16 layerId, UINT32 callout
         st = STATUS_FWP_CALLOUT_NOT_FOUND;
     } else if (!c->flow_delete) {
         st = STATUS_INVALID_PARAMETER; /* no way to ever hand it back (F4) */
+        if (OWFP_VERIFY_ON())
+            owfp_verify_associate_no_flow_delete(calloutId, flowId);
     } else if (atomic_load(&c->state) != OWFP_CALLOUT_REGISTERED) {
         st = STATUS_INVALID_DEVICE_STATE; /* unregistering (spec Q3) */
     } else if (!f) {
@@ -304,16 +320,20 @@ NTSTATUS FwpsFlowRemoveContext0(UINT64 flowId, UINT16 layerId, UINT32 calloutId)
         return STATUS_FWP_TCPIP_NOT_READY;
     NTSTATUS st = STATUS_UNSUCCESSFUL;
     struct owfp_flow_ctx removed;
+    bool missing = false; /* for the verifier: an open flow without that context */
     owfp_rcu_read_lock();
     struct owfp_flow *f = owfp_flow_lookup(e, flowId);
     if (f) {
         owfp_flow_lock(f);
         int i = f->closing ? -1 : find_ctx(f, layerId, calloutId);
+        missing = i < 0 && !f->closing;
         if (i >= 0) {
             atomic_store(&f->pending_deletes, true);
             if (atomic_load(&f->classifying)) {
                 f->ctx[i].pending_delete = true;
                 st = STATUS_PENDING;
+                if (OWFP_VERIFY_ON())
+                    owfp_verify_remove_pending(calloutId);
             } else {
                 removed = f->ctx[i];
                 remove_at(f, (uint16_t)i);
@@ -326,6 +346,8 @@ NTSTATUS FwpsFlowRemoveContext0(UINT64 flowId, UINT16 layerId, UINT32 calloutId)
     if (st == STATUS_SUCCESS)
         deliver_delete(e, &removed);
     owfp_rcu_read_unlock();
+    if (missing && OWFP_VERIFY_ON())
+        owfp_verify_remove_missing(calloutId, flowId, layerId);
     return st;
 }
 

@@ -48,6 +48,7 @@ struct owfp_flow {
     uint32_t compartment_id;
     uint8_t local_addr[16], remote_addr[16];
     struct owfp_stream *stream; /* created by the first stream call */
+    _Atomic(void *) verify;     /* the verifier's notes (src/verify), freed with the flow */
     struct owfp_rcu_head rcu;
 };
 

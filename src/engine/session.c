@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "common/alloc.h"
+#include "verify/verify.h"
 #include "view.h"
 
 static struct owfp_session *find_session(struct owfp_engine *e, HANDLE handle)
@@ -29,8 +30,10 @@ NTSTATUS FwpmEngineOpen0(const WCHAR *serverName, UINT32 authnService,
         return STATUS_INVALID_PARAMETER;
     if (session && (session->flags & ~(UINT32)FWPM_SESSION_FLAG_DYNAMIC))
         return STATUS_FWP_INVALID_FLAGS;
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmEngineOpen0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -164,8 +167,10 @@ static NTSTATUS commit_journal(struct owfp_engine *e)
 
 NTSTATUS owfp_mgmt_enter(HANDLE handle, bool write, struct owfp_mgmt_call *call)
 {
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("a management function (Fwpm*)");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -212,8 +217,10 @@ NTSTATUS FwpmTransactionBegin0(HANDLE engineHandle, UINT32 flags)
 {
     if (flags & ~(UINT32)FWPM_TXN_READ_ONLY)
         return STATUS_FWP_INVALID_FLAGS;
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmTransactionBegin0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -238,8 +245,11 @@ NTSTATUS FwpmTransactionBegin0(HANDLE engineHandle, UINT32 flags)
 
 static NTSTATUS end_txn(HANDLE engineHandle, bool commit)
 {
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT(commit ? "FwpmTransactionCommit0"
+                                              : "FwpmTransactionAbort0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -349,8 +359,10 @@ static NTSTATUS close_session_locked(struct owfp_engine *e, struct owfp_session 
 
 NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
 {
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmEngineClose0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "kernel/kernel.h"
+#include "verify/verify.h"
 
 static atomic_ulong findings;
 static atomic_bool quiet;
@@ -29,6 +30,9 @@ void owfp_kernel_finding(const char *fmt, ...)
     pthread_mutex_unlock(&last_mu);
     if (!atomic_load(&quiet))
         fprintf(stderr, "openwfp: %s\n", msg);
+    /* The verifier sees it too (IRQL misuse as rule C4); counted as before. */
+    if (OWFP_VERIFY_ON())
+        owfp_verify_kernel_finding(msg);
 }
 
 unsigned long owfp_kernel_findings(void)

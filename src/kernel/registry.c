@@ -5,15 +5,18 @@
  * read with ZwQueryValueKey or RtlQueryRegistryValues, closed with ZwClose.
  * Nothing a driver does changes it.
  *
- * Key paths and value names are kept as lower-case ASCII ("\registry\machine
- * \system\..."); the registry compares names without case, and a name with
- * characters outside printable ASCII simply is not found. Values keep their
- * registry type and bytes (REG_SZ as NUL-terminated UTF-16).
+ * Key paths and value names are looked up as lower-case ASCII ("\registry
+ * \machine\system\..."); the registry compares names without case, and a
+ * name with characters outside printable ASCII simply is not found. Each key
+ * and value also keeps the spelling it was created with, which enumeration
+ * and ZwQueryKey return. Values keep their registry type and bytes (REG_SZ as
+ * NUL-terminated UTF-16) and the order they were created in.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/alloc.h"
 #include "kernel/kernel.h"
@@ -24,6 +27,7 @@
 struct reg_value {
     struct reg_value *next;
     char *name;
+    char *display; /* as first created */
     ULONG type;
     ULONG size;
     unsigned char *data;
@@ -32,7 +36,9 @@ struct reg_value {
 struct reg_key {
     struct reg_key *next;
     char *path;
-    struct reg_value *values;
+    char *display;             /* as first created */
+    struct reg_value *values;  /* oldest first */
+    LONGLONG written;          /* system time of the last change */
 };
 
 struct reg_handle {
@@ -90,10 +96,11 @@ static struct reg_key *find_key(const char *path)
     return NULL;
 }
 
+/* `name` in any case: names are printable ASCII. */
 static struct reg_value *find_value(struct reg_key *k, const char *name)
 {
     for (struct reg_value *v = k->values; v; v = v->next)
-        if (strcmp(v->name, name) == 0)
+        if (strcasecmp(v->name, name) == 0)
             return v;
     return NULL;
 }
@@ -119,21 +126,36 @@ static int normalize(const char *in, char out[PATH_MAX_LEN])
     return 0;
 }
 
-/* The key at `path` (normalized), created if missing; reg_mu held. */
-static struct reg_key *make_key(const char *path)
+/* A copy of the first `len` characters of `s`, or NULL. */
+static char *copy_n(const char *s, size_t len)
+{
+    char *c = owfp_malloc(len + 1);
+    if (c) {
+        memcpy(c, s, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
+/* The key at `path` (normalized; `display` is the same path as given),
+ * created if missing; reg_mu held. */
+static struct reg_key *make_key(const char *path, const char *display)
 {
     struct reg_key *k = find_key(path);
     if (k)
         return k;
     k = owfp_calloc(1, sizeof(*k));
-    char *copy = owfp_malloc(strlen(path) + 1);
-    if (!k || !copy) {
+    char *copy = copy_n(path, strlen(path));
+    char *shown = copy_n(display, strlen(path)); /* same length, trailing '\\' cut */
+    if (!k || !copy || !shown) {
         owfp_free(k);
         owfp_free(copy);
+        owfp_free(shown);
         return NULL;
     }
-    strcpy(copy, path);
     k->path = copy;
+    k->display = shown;
+    k->written = owfp_time_system();
     k->next = keys;
     keys = k;
     return k;
@@ -145,7 +167,7 @@ int owfp_registry_create_key(const char *path)
     if (normalize(path, p))
         return -EINVAL;
     pthread_mutex_lock(&reg_mu);
-    struct reg_key *k = make_key(p);
+    struct reg_key *k = make_key(p, path);
     pthread_mutex_unlock(&reg_mu);
     return k ? 0 : -ENOMEM;
 }
@@ -159,44 +181,53 @@ static int set_value(const char *path, const char *name, ULONG type, const void 
     if (normalize(path, p) || !name || !append_narrow(n, &nlen, name))
         return -EINVAL;
     struct reg_value *v = owfp_calloc(1, sizeof(*v));
-    char *ncopy = owfp_malloc(nlen + 1);
+    char *ncopy = copy_n(n, nlen);
+    char *shown = copy_n(name, nlen);
     unsigned char *dcopy = owfp_malloc(size ? size : 1);
-    if (!v || !ncopy || !dcopy) {
+    if (!v || !ncopy || !shown || !dcopy) {
         owfp_free(v);
         owfp_free(ncopy);
+        owfp_free(shown);
         owfp_free(dcopy);
         return -ENOMEM;
     }
-    memcpy(ncopy, n, nlen + 1);
     if (size)
         memcpy(dcopy, data, size);
     v->name = ncopy;
+    v->display = shown;
     v->type = type;
     v->size = size;
     v->data = dcopy;
     pthread_mutex_lock(&reg_mu);
-    struct reg_key *k = make_key(p);
+    struct reg_key *k = make_key(p, path);
     struct reg_value *old = NULL;
     if (k) {
-        /* Replace: unlink an older value of that name. Readers copy under
-         * the lock, so it can go at once. */
-        for (struct reg_value **q = &k->values; *q; q = &(*q)->next)
-            if (strcmp((*q)->name, n) == 0) {
-                old = *q;
-                *q = old->next;
-                break;
-            }
-        v->next = k->values;
-        k->values = v;
+        /* A value set again takes the old one's place (and name, as the
+         * registry keeps a name's first spelling). Readers copy under the
+         * lock, so the old one can go at once. */
+        struct reg_value **q = &k->values;
+        while (*q && strcmp((*q)->name, n) != 0)
+            q = &(*q)->next;
+        if (*q) {
+            old = *q;
+            v->next = old->next;
+            char *keep = v->display;
+            v->display = old->display;
+            old->display = keep;
+        }
+        *q = v;
+        k->written = owfp_time_system();
     }
     pthread_mutex_unlock(&reg_mu);
     if (old) {
         owfp_free(old->name);
+        owfp_free(old->display);
         owfp_free(old->data);
         owfp_free(old);
     }
     if (!k) {
         owfp_free(v->name);
+        owfp_free(v->display);
         owfp_free(v->data);
         owfp_free(v);
         return -ENOMEM;
@@ -300,11 +331,13 @@ void owfp_registry_clear(void)
         for (struct reg_value *v = k->values; v;) {
             struct reg_value *vn = v->next;
             owfp_free(v->name);
+            owfp_free(v->display);
             owfp_free(v->data);
             owfp_free(v);
             v = vn;
         }
         owfp_free(k->path);
+        owfp_free(k->display);
         owfp_free(k);
         k = next;
     }
@@ -405,42 +438,202 @@ static bool value_name(PCUNICODE_STRING name, char out[PATH_MAX_LEN])
     return append_wide(out, &len, name->Buffer, name->Length / sizeof(WCHAR));
 }
 
+/* Writes an information structure: `fixed_len` bytes of `fixed` (else
+ * STATUS_BUFFER_TOO_SMALL), then, when the whole fits (else
+ * STATUS_BUFFER_OVERFLOW), `name` as UTF-16 at `name_at` and `data_len`
+ * bytes of `data` at `data_at`. *result is the size of the whole. */
+struct info_parts {
+    const void *fixed;
+    ULONG fixed_len;
+    const char *name; /* ASCII, or NULL */
+    ULONG name_at;
+    const void *data;
+    ULONG data_len, data_at;
+};
+
+static NTSTATUS emit(const struct info_parts *p, PVOID out, ULONG length, PULONG result)
+{
+    ULONG name_units = p->name ? (ULONG)strlen(p->name) : 0;
+    ULONG need = p->fixed_len;
+    if (p->name && p->name_at + name_units * sizeof(WCHAR) > need)
+        need = p->name_at + name_units * (ULONG)sizeof(WCHAR);
+    if (p->data && p->data_at + p->data_len > need)
+        need = p->data_at + p->data_len;
+    *result = need;
+    if (length < p->fixed_len)
+        return STATUS_BUFFER_TOO_SMALL;
+    unsigned char *o = out;
+    memcpy(o, p->fixed, p->fixed_len);
+    if (length < need)
+        return STATUS_BUFFER_OVERFLOW;
+    for (ULONG i = 0; i < name_units; i++) {
+        WCHAR c = (WCHAR)(unsigned char)p->name[i];
+        memcpy(o + p->name_at + i * sizeof(WCHAR), &c, sizeof(c));
+    }
+    if (p->data && p->data_len)
+        memcpy(o + p->data_at, p->data, p->data_len);
+    return STATUS_SUCCESS;
+}
+
+/* reg_mu held. */
+static NTSTATUS value_info(const struct reg_value *v, KEY_VALUE_INFORMATION_CLASS cls, PVOID out,
+                           ULONG length, PULONG result)
+{
+    ULONG name_bytes = (ULONG)(strlen(v->display) * sizeof(WCHAR));
+    struct info_parts p = {0};
+    switch (cls) {
+    case KeyValueBasicInformation: {
+        KEY_VALUE_BASIC_INFORMATION b = {0, v->type, name_bytes, {0}};
+        p = (struct info_parts){&b, (ULONG)FIELD_OFFSET(KEY_VALUE_BASIC_INFORMATION, Name),
+                                v->display, (ULONG)FIELD_OFFSET(KEY_VALUE_BASIC_INFORMATION, Name),
+                                NULL, 0, 0};
+        return emit(&p, out, length, result);
+    }
+    case KeyValueFullInformation: {
+        ULONG name_at = (ULONG)FIELD_OFFSET(KEY_VALUE_FULL_INFORMATION, Name);
+        ULONG data_at = (name_at + name_bytes + 3) & ~3u;
+        KEY_VALUE_FULL_INFORMATION f = {0, v->type, data_at, v->size, name_bytes, {0}};
+        p = (struct info_parts){&f, name_at, v->display, name_at, v->data, v->size, data_at};
+        return emit(&p, out, length, result);
+    }
+    case KeyValuePartialInformation: {
+        ULONG data_at = (ULONG)FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data);
+        KEY_VALUE_PARTIAL_INFORMATION i = {0, v->type, v->size, {0}};
+        p = (struct info_parts){&i, data_at, NULL, 0, v->data, v->size, data_at};
+        return emit(&p, out, length, result);
+    }
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+}
+
+static bool value_class_ok(KEY_VALUE_INFORMATION_CLASS cls)
+{
+    return cls == KeyValueBasicInformation || cls == KeyValueFullInformation ||
+           cls == KeyValuePartialInformation;
+}
+
 NTSTATUS NTAPI ZwQueryValueKey(HANDLE KeyHandle, PUNICODE_STRING ValueName,
                                KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
                                PVOID KeyValueInformation, ULONG Length, PULONG ResultLength)
 {
     if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwQueryValueKey"))
         return STATUS_INVALID_DEVICE_STATE;
-    if (!ResultLength || (Length && !KeyValueInformation))
-        return STATUS_INVALID_PARAMETER;
-    if (KeyValueInformationClass != KeyValuePartialInformation)
+    if (!ResultLength || (Length && !KeyValueInformation) ||
+        !value_class_ok(KeyValueInformationClass))
         return STATUS_INVALID_PARAMETER;
     char name[PATH_MAX_LEN];
     bool name_ok = value_name(ValueName, name);
-    const ULONG header = (ULONG)FIELD_OFFSET(KEY_VALUE_PARTIAL_INFORMATION, Data);
     NTSTATUS st;
     pthread_mutex_lock(&reg_mu);
     struct reg_handle *h = find_handle(KeyHandle);
     struct reg_value *v = h && name_ok ? find_value(h->key, name) : NULL;
-    if (!h) {
+    if (!h)
         st = STATUS_INVALID_HANDLE;
-    } else if (!v) {
+    else if (!v)
         st = STATUS_OBJECT_NAME_NOT_FOUND;
-    } else {
-        *ResultLength = header + v->size;
-        if (Length < header) {
-            st = STATUS_BUFFER_TOO_SMALL;
-        } else {
-            KEY_VALUE_PARTIAL_INFORMATION info = {0, v->type, v->size, {0}};
-            memcpy(KeyValueInformation, &info, header);
-            if (Length < header + v->size) {
-                st = STATUS_BUFFER_OVERFLOW;
-            } else {
-                memcpy((unsigned char *)KeyValueInformation + header, v->data, v->size);
-                st = STATUS_SUCCESS;
-            }
-        }
+    else
+        st = value_info(v, KeyValueInformationClass, KeyValueInformation, Length, ResultLength);
+    pthread_mutex_unlock(&reg_mu);
+    return st;
+}
+
+NTSTATUS NTAPI ZwEnumerateValueKey(HANDLE KeyHandle, ULONG Index,
+                                   KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
+                                   PVOID KeyValueInformation, ULONG Length, PULONG ResultLength)
+{
+    if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwEnumerateValueKey"))
+        return STATUS_INVALID_DEVICE_STATE;
+    if (!ResultLength || (Length && !KeyValueInformation) ||
+        !value_class_ok(KeyValueInformationClass))
+        return STATUS_INVALID_PARAMETER;
+    NTSTATUS st;
+    pthread_mutex_lock(&reg_mu);
+    struct reg_handle *h = find_handle(KeyHandle);
+    struct reg_value *v = h ? h->key->values : NULL;
+    for (ULONG i = 0; v && i < Index; i++)
+        v = v->next;
+    if (!h)
+        st = STATUS_INVALID_HANDLE;
+    else if (!v)
+        st = STATUS_NO_MORE_ENTRIES;
+    else
+        st = value_info(v, KeyValueInformationClass, KeyValueInformation, Length, ResultLength);
+    pthread_mutex_unlock(&reg_mu);
+    return st;
+}
+
+/* The subkeys of `k`: keys one component below it. reg_mu held. */
+static void count_subkeys(const struct reg_key *k, ULONG *count, ULONG *max_name_bytes)
+{
+    size_t len = strlen(k->path);
+    *count = *max_name_bytes = 0;
+    for (const struct reg_key *c = keys; c; c = c->next) {
+        if (strncmp(c->path, k->path, len) != 0 || c->path[len] != '\\' ||
+            strchr(c->path + len + 1, '\\'))
+            continue;
+        ULONG bytes = (ULONG)(strlen(c->path + len + 1) * sizeof(WCHAR));
+        (*count)++;
+        if (bytes > *max_name_bytes)
+            *max_name_bytes = bytes;
     }
+}
+
+/* reg_mu held. */
+static NTSTATUS key_info(const struct reg_key *k, KEY_INFORMATION_CLASS cls, PVOID out,
+                         ULONG length, PULONG result)
+{
+    const char *last = strrchr(k->display, '\\');
+    const char *own = last ? last + 1 : k->display;
+    LARGE_INTEGER written = {.QuadPart = k->written};
+    struct info_parts p = {0};
+    switch (cls) {
+    case KeyBasicInformation: {
+        ULONG at = (ULONG)FIELD_OFFSET(KEY_BASIC_INFORMATION, Name);
+        KEY_BASIC_INFORMATION b = {written, 0, (ULONG)(strlen(own) * sizeof(WCHAR)), {0}};
+        p = (struct info_parts){&b, at, own, at, NULL, 0, 0};
+        return emit(&p, out, length, result);
+    }
+    case KeyFullInformation: {
+        KEY_FULL_INFORMATION f;
+        memset(&f, 0, sizeof(f));
+        f.LastWriteTime = written;
+        f.ClassOffset = (ULONG)FIELD_OFFSET(KEY_FULL_INFORMATION, Class);
+        count_subkeys(k, &f.SubKeys, &f.MaxNameLen);
+        for (const struct reg_value *v = k->values; v; v = v->next) {
+            ULONG name_bytes = (ULONG)(strlen(v->display) * sizeof(WCHAR));
+            f.Values++;
+            if (name_bytes > f.MaxValueNameLen)
+                f.MaxValueNameLen = name_bytes;
+            if (v->size > f.MaxValueDataLen)
+                f.MaxValueDataLen = v->size;
+        }
+        p = (struct info_parts){&f, f.ClassOffset, NULL, 0, NULL, 0, 0};
+        return emit(&p, out, length, result);
+    }
+    case KeyNameInformation: {
+        ULONG at = (ULONG)FIELD_OFFSET(KEY_NAME_INFORMATION, Name);
+        KEY_NAME_INFORMATION n = {(ULONG)(strlen(k->display) * sizeof(WCHAR)), {0}};
+        p = (struct info_parts){&n, at, k->display, at, NULL, 0, 0};
+        return emit(&p, out, length, result);
+    }
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+}
+
+NTSTATUS NTAPI ZwQueryKey(HANDLE KeyHandle, KEY_INFORMATION_CLASS KeyInformationClass,
+                          PVOID KeyInformation, ULONG Length, PULONG ResultLength)
+{
+    if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwQueryKey"))
+        return STATUS_INVALID_DEVICE_STATE;
+    if (!ResultLength || (Length && !KeyInformation))
+        return STATUS_INVALID_PARAMETER;
+    NTSTATUS st;
+    pthread_mutex_lock(&reg_mu);
+    struct reg_handle *h = find_handle(KeyHandle);
+    st = h ? key_info(h->key, KeyInformationClass, KeyInformation, Length, ResultLength)
+           : STATUS_INVALID_HANDLE;
     pthread_mutex_unlock(&reg_mu);
     return st;
 }
@@ -591,11 +784,8 @@ NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
                 count++;
             names = owfp_calloc(count ? count : 1, sizeof(*names));
             size_t i = 0;
-            for (struct reg_value *v = k ? k->values : NULL; names && v; v = v->next, i++) {
-                names[i] = owfp_malloc(strlen(v->name) + 1);
-                if (names[i])
-                    strcpy(names[i], v->name);
-            }
+            for (struct reg_value *v = k ? k->values : NULL; names && v; v = v->next, i++)
+                names[i] = copy_n(v->display, strlen(v->display));
             pthread_mutex_unlock(&reg_mu);
             if (!names)
                 st = STATUS_INSUFFICIENT_RESOURCES;

@@ -131,3 +131,13 @@ ULONG NTAPI KeQueryMaximumProcessorCountEx(USHORT GroupNumber)
 {
     return KeQueryActiveProcessorCountEx(GroupNumber);
 }
+
+/* ---- busy waiting ---------------------------------------------------------- */
+
+VOID NTAPI KeStallExecutionProcessor(ULONG MicroSeconds)
+{
+    /* Spins rather than sleeps: the caller may hold a spin lock. */
+    int64_t until = owfp_time_interrupt() + (int64_t)MicroSeconds * 10;
+    while (owfp_time_interrupt() < until)
+        ;
+}

@@ -5,6 +5,7 @@
 #include "ndis_internal.h"
 
 #include "common/alloc.h"
+#include "verify/verify.h"
 
 #include <string.h>
 
@@ -20,11 +21,14 @@ PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer,
         return NULL;
     MmInitializeMdl(mdl, VirtualAddress, Length);
     mdl->MdlFlags = MDL_ALLOCATED_FIXED_SIZE;
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_MDL, 1);
     return mdl;
 }
 
 void IoFreeMdl(PMDL Mdl)
 {
+    if (Mdl)
+        OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_MDL, -1);
     owfp_free(Mdl);
 }
 

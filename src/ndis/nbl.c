@@ -8,6 +8,7 @@
 #include "ndis_internal.h"
 
 #include "common/alloc.h"
+#include "verify/verify.h"
 
 #include <limits.h>
 #include <string.h>
@@ -155,6 +156,7 @@ static NET_BUFFER_LIST *nbl_alloc(NDIS_HANDLE handle, USHORT ctx_size, USHORT ct
         nbl->Context = ctx;
         nbl->NdisReserved[0] = ctx;
     }
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_NBL, 1);
     return nbl;
 }
 
@@ -186,6 +188,7 @@ void NdisFreeNetBufferList(PNET_BUFFER_LIST NetBufferList)
         return;
     owfp_nbl_free_contexts(NetBufferList);
     owfp_ndis_pool_free(pool, NetBufferList);
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_NBL, -1);
 }
 
 PNET_BUFFER NdisAllocateNetBuffer(NDIS_HANDLE PoolHandle, PMDL MdlChain, ULONG DataOffset,
@@ -199,6 +202,7 @@ PNET_BUFFER NdisAllocateNetBuffer(NDIS_HANDLE PoolHandle, PMDL MdlChain, ULONG D
         return NULL;
     owfp_nb_init(nb, MdlChain, DataOffset, DataLength);
     nb->NdisPoolHandle = PoolHandle;
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_NB, 1);
     return nb;
 }
 
@@ -216,6 +220,7 @@ PNET_BUFFER NdisAllocateNetBufferMdlAndData(NDIS_HANDLE PoolHandle)
     NET_BUFFER *nb = (NET_BUFFER *)block;
     owfp_nb_init(nb, owfp_mdl_init_borrowed((MDL *)(block + mdl_at), block + data_at, data), 0, data);
     nb->NdisPoolHandle = PoolHandle;
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_NB, 1);
     return nb;
 }
 
@@ -225,8 +230,10 @@ void NdisFreeNetBuffer(PNET_BUFFER NetBuffer)
         return;
     /* Ignores engine NBs and the NB that lives inside a pool NBL. */
     struct owfp_ndis_pool *pool = owfp_ndis_pool_lookup(NetBuffer->NdisPoolHandle, OWFP_POOL_NB);
-    if (pool != NULL)
+    if (pool != NULL) {
         owfp_ndis_pool_free(pool, NetBuffer);
+        OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_NB, -1);
+    }
 }
 
 /* ---- context space ------------------------------------------------------------ */

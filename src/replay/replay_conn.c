@@ -5,11 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openwfp/kernel.h>
+
 #include "replay/decode.h"
 #include "replay/outputs.h"
 #include "replay/report.h"
 #include "replay/tracker.h"
 
+/* How long a flow's end waits for out-of-band work (settle) before the
+ * replay stops waiting for work items altogether. */
+#define SETTLE_MS 5000u
 /* Defaults of the reassembly caps: enough for any real window, small enough
  * that a hostile capture cannot take the machine. */
 #define DEFAULT_MAX_BUFFERED (4u << 20)
@@ -135,10 +140,12 @@ static void unqueue(struct owfp_replay *r, struct owfp_rconn *rc)
     pthread_mutex_unlock(&r->wake_lock);
 }
 
-static void poll_woken(struct owfp_replay *r)
+/* Whether any connection was woken. */
+static bool poll_woken(struct owfp_replay *r)
 {
+    bool any = false;
     if (!atomic_load_explicit(&r->any_woken, memory_order_acquire))
-        return;
+        return false;
     for (;;) {
         pthread_mutex_lock(&r->wake_lock);
         struct owfp_rconn *rc = r->woken;
@@ -150,13 +157,35 @@ static void poll_woken(struct owfp_replay *r)
         }
         pthread_mutex_unlock(&r->wake_lock);
         if (!rc)
-            return;
+            return any;
+        any = true;
         struct owfp_stream_result res = {0};
         owfp_status st = owfp_stream_poll(rc->flow, &res);
         if (!STATUS_OK(st))
             note_error(rc, st);
         take(r, rc, &res);
     }
+}
+
+/* Out-of-band work (spec S27 d) runs on other threads: a callout that
+ * cloned and blocked data injects it, or continues a deferred direction,
+ * from a work item. Before a flow ends or is reset: wait until no work item
+ * is queued or running, then take what they injected or continued; that may
+ * classify again and queue more work, so repeat until a pass finds nothing
+ * woken. Then nothing the callouts still held is lost and the result does
+ * not depend on scheduling. A driver whose work items never go idle is
+ * waited for once, up to SETTLE_MS, and no more after that. Work done on a
+ * driver's own system threads is not waited for. */
+static void settle(struct owfp_replay *r)
+{
+    do {
+        if (!r->settle_gave_up && !owfp_workitems_wait_idle(SETTLE_MS)) {
+            r->settle_gave_up = true;
+            fprintf(stderr, "openwfp replay: work items still busy after %u s; flows end "
+                            "without waiting for them from now on\n",
+                    SETTLE_MS / 1000);
+        }
+    } while (poll_woken(r));
 }
 
 /* ---- tracker events ---------------------------------------------------------- */
@@ -285,6 +314,8 @@ static void ev_rst(void *arg, struct owfp_conn *c, int side)
     struct owfp_rconn *rc = c->user;
     if (!rc)
         return;
+    if (inspected(rc))
+        settle(r); /* what callouts still hold out of band was sent before the RST */
     if (inspected(rc)) {
         struct owfp_stream_result res = {0};
         owfp_status st = owfp_stream_abort(rc->flow, owfp_rconn_dir(rc, side), &res);
@@ -347,7 +378,7 @@ static void ev_end(void *arg, struct owfp_conn *c)
     if (!rc)
         return;
     if (rc->flow) {
-        poll_woken(r);
+        settle(r);
         unqueue(r, rc);
         owfp_flow_close(rc->flow);
         rc->flow = NULL;

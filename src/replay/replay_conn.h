@@ -71,6 +71,7 @@ struct owfp_replay {
     pthread_mutex_t wake_lock;
     struct owfp_rconn *woken;
     atomic_bool any_woken;
+    bool settle_gave_up; /* work items did not go idle once: flows no longer wait */
 };
 
 struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt);

@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "ndis/ndis_internal.h"
 #include "stream.h"
+#include "verify/verify.h"
 
 /* Marks NBLs the functions here allocated, so the matching free is checked. */
 #define CLONE_TAG ((PVOID)(uintptr_t)0x6f776670636c6e31ULL)
@@ -96,6 +97,7 @@ NTSTATUS FwpsCloneStreamData0(FWPS_STREAM_DATA0 *calloutStreamData,
     owfp_nbl_init(&c->nbl, &c->nb);
     c->nbl.SourceHandle = CLONE_TAG;
     *netBufferListChain = &c->nbl;
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_CLONE, 1);
     return STATUS_SUCCESS;
 }
 
@@ -111,6 +113,7 @@ void FwpsFreeCloneNetBufferList0(NET_BUFFER_LIST *netBufferList, ULONG freeClone
         return; /* not from this engine: leave it alone rather than corrupt it */
     owfp_nbl_free_contexts(netBufferList);
     owfp_free((struct clone *)netBufferList);
+    OWFP_VERIFY_COUNT(OWFP_VERIFY_RES_CLONE, -1);
 }
 
 void FwpsDiscardClonedStreamData0(NET_BUFFER_LIST *netBufferListChain, UINT32 allocateCloneFlags,

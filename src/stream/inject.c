@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "engine/flow.h"
 #include "stream.h"
+#include "verify/verify.h"
 
 #define MAX_HANDLES 1024u
 #define ADDRESS_FAMILY_INET6_WINDOWS 23
@@ -77,8 +78,10 @@ NTSTATUS FwpsInjectionHandleCreate0(ADDRESS_FAMILY addressFamily, UINT32 flags,
 NTSTATUS FwpsInjectionHandleDestroy0(HANDLE injectionHandle)
 {
     /* Waiting for completions from inside a callout would wait on itself. */
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsInjectionHandleDestroy0");
         return STATUS_INVALID_DEVICE_STATE;
+    }
     pthread_mutex_lock(&handles_lock);
     struct injection_handle *h = lookup(injectionHandle);
     if (!h || h->destroyed) {
@@ -93,6 +96,19 @@ NTSTATUS FwpsInjectionHandleDestroy0(HANDLE injectionHandle)
     h->destroyed = true;
     pthread_mutex_unlock(&handles_lock);
     return STATUS_SUCCESS;
+}
+
+void owfp_injection_handles_open(uint64_t *open, uint64_t *pending)
+{
+    *open = *pending = 0;
+    pthread_mutex_lock(&handles_lock);
+    for (uint32_t i = 0; i < MAX_HANDLES; i++) {
+        if (handles[i].generation && !handles[i].destroyed) {
+            (*open)++;
+            *pending += handles[i].pending;
+        }
+    }
+    pthread_mutex_unlock(&handles_lock);
 }
 
 /* One injected NBL: its completion runs once, when the last item over its
@@ -311,8 +327,11 @@ NTSTATUS FwpsStreamInjectAsync0(HANDLE injectionHandle, HANDLE injectionContext,
                cur->stream->stages[cur->stage].callout_id == calloutId) {
         /* Inline (spec S28): placed when the classify returns. */
         owfp_queue_append(&cur->injected[dir], &q);
+        if (OWFP_VERIFY_ON())
+            owfp_verify_inject(f, calloutId, dir, streamFlags, true, false);
     } else {
         struct owfp_inbox_op *op = owfp_calloc(1, sizeof(*op));
+        bool deferred = false; /* for the verifier (spec S27 b) */
         owfp_flow_lock(f);
         if (!op) {
             st = STATUS_INSUFFICIENT_RESOURCES;
@@ -323,9 +342,15 @@ NTSTATUS FwpsStreamInjectAsync0(HANDLE injectionHandle, HANDLE injectionContext,
             post(f, op);
             op = NULL;
             q = (struct owfp_queue){0};
+            if (OWFP_VERIFY_ON())
+                for (uint32_t k = 0; k < f->stream->nstages; k++)
+                    deferred |= f->stream->stages[k].callout_id == calloutId &&
+                                f->stream->stages[k].d[dir].deferred;
         }
         owfp_flow_unlock(f);
         owfp_free(op);
+        if (NT_SUCCESS(st) && OWFP_VERIFY_ON())
+            owfp_verify_inject(f, calloutId, dir, streamFlags, false, deferred);
         if (NT_SUCCESS(st))
             wake(f);
     }
@@ -354,8 +379,11 @@ undo:
 NTSTATUS FwpsStreamContinue0(UINT64 flowId, UINT32 calloutId, UINT16 layerId, UINT32 streamFlags)
 {
     /* Spec S19: never from inside a classifyFn. */
-    if (owfp_in_callout())
+    if (owfp_in_callout()) {
+        if (OWFP_VERIFY_ON())
+            owfp_verify_continue_in_callout(calloutId, flowId);
         return STATUS_INVALID_DEVICE_STATE;
+    }
     if (layerId != FWPS_LAYER_STREAM_V4 && layerId != FWPS_LAYER_STREAM_V6)
         return STATUS_FWP_INVALID_PARAMETER;
     bool recv = streamFlags & FWPS_STREAM_FLAG_RECEIVE;

@@ -1,0 +1,184 @@
+/* The offloaded path (spec O4): once no callout inspects a flow, its bytes
+ * go socket -> pipe -> socket with splice(2) and never enter user space.
+ * Without a pipe (out of descriptors) the flow falls back to a plain copy
+ * loop; the statistics say which path each flow took. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy/conn.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+/* Bigger pipes mean fewer splice calls per megabyte; the kernel caps the
+ * size (fs.pipe-max-size), and a refusal leaves the default. */
+#define PIPE_BYTES (1u << 20)
+
+static bool get_pipe(struct owfp_worker *w, int p[2])
+{
+    if (w->nspare) {
+        w->nspare--;
+        p[0] = w->spare_pipes[w->nspare][0];
+        p[1] = w->spare_pipes[w->nspare][1];
+        return true;
+    }
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
+        return false;
+    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+    return true;
+}
+
+void owfp_offload_release(struct owfp_conn *c)
+{
+    struct owfp_worker *w = c->w;
+    for (int dir = 0; dir < 2; dir++) {
+        struct owfp_pdir *d = &c->d[dir];
+        if (d->pipe[0] < 0)
+            continue;
+        /* An empty pipe is as good as new; one with bytes in it is not. */
+        if (!d->in_pipe && w->nspare < OWFP_SPARE_PIPES) {
+            w->spare_pipes[w->nspare][0] = d->pipe[0];
+            w->spare_pipes[w->nspare][1] = d->pipe[1];
+            w->nspare++;
+        } else {
+            close(d->pipe[0]);
+            close(d->pipe[1]);
+        }
+        d->pipe[0] = d->pipe[1] = -1;
+        d->in_pipe = 0;
+    }
+}
+
+static void count(struct owfp_conn *c, int dir, size_t n)
+{
+    c->d[dir].offloaded += n;
+    if (dir == OWFP_STREAM_SEND)
+        OWFP_STAT_ADD(&c->w->stats, bytes_offloaded_send, n);
+    else
+        OWFP_STAT_ADD(&c->w->stats, bytes_offloaded_receive, n);
+}
+
+static void note_path(struct owfp_conn *c, bool copy)
+{
+    /* Counted once per flow, by the first direction that moves. */
+    if (c->d[0].pipe[0] >= 0 || c->d[1].pipe[0] >= 0 || c->d[0].copy_only || c->d[1].copy_only)
+        return;
+    if (copy)
+        OWFP_STAT_ADD(&c->w->stats, offloaded_copy, 1);
+    else
+        OWFP_STAT_ADD(&c->w->stats, offloaded_splice, 1);
+}
+
+/* The source ended: the relay's flush shuts the destination once the pipe
+ * and the queue are empty, as it does for a FIN the callouts released. */
+static void source_ended(struct owfp_pdir *d)
+{
+    d->eof = true;
+    d->fin_out = true;
+}
+
+/* A failed socket ends the connection; the flow saw its last indication
+ * when it was offloaded, so this is a plain reset. */
+static bool fail(struct owfp_conn *c)
+{
+    OWFP_STAT_ADD(&c->w->stats, peer_resets, 1);
+    owfp_conn_reset(c, "socket error after offload");
+    return false;
+}
+
+static bool copy_pump(struct owfp_conn *c, int dir)
+{
+    struct owfp_pdir *d = &c->d[dir];
+    struct owfp_worker *w = c->w;
+    if (d->eof || !(c->leg[src_leg(dir)] & LEG_READABLE))
+        return false;
+    ssize_t n = recv(c->fd[src_leg(dir)], w->buf, w->buflen, MSG_DONTWAIT);
+    if (n == 0) {
+        source_ended(d);
+        return true;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->leg[src_leg(dir)] &= (uint8_t)~LEG_READABLE;
+            return false;
+        }
+        return errno == EINTR ? false : fail(c);
+    }
+    owfp_worker_touch(w, c);
+    count(c, dir, (size_t)n);
+    struct iovec iov = {w->buf, (size_t)n};
+    int err;
+    size_t done = owfp_send_iov(c->fd[dst_leg(dir)], &iov, 1, &err);
+    if (err && err != EAGAIN)
+        return fail(c);
+    if (done < (size_t)n) {
+        c->leg[dst_leg(dir)] &= (uint8_t)~LEG_WRITABLE;
+        if (!owfp_outq_push(&d->q, w->buf + done, (size_t)n - done)) {
+            owfp_conn_reset(c, "out of memory");
+            return false;
+        }
+        atomic_store_explicit(&w->buffered,
+                              atomic_load_explicit(&w->buffered, memory_order_relaxed) +
+                                  ((size_t)n - done),
+                              memory_order_relaxed);
+    }
+    return true;
+}
+
+bool owfp_offload_pump(struct owfp_conn *c, int dir)
+{
+    struct owfp_pdir *d = &c->d[dir];
+    if (d->shut)
+        return false;
+    if (d->pipe[0] < 0 && !d->copy_only) {
+        /* No pipe before the source has something (bytes or its end): an
+         * idle flow holds its two sockets, not four pipe descriptors more. */
+        if (d->eof || !(c->leg[src_leg(dir)] & LEG_READABLE))
+            return false;
+        int p[2];
+        bool have = get_pipe(c->w, p);
+        note_path(c, !have);
+        d->pipe[0] = have ? p[0] : -1;
+        d->pipe[1] = have ? p[1] : -1;
+        if (!have) {
+            d->copy_only = true;
+        }
+    }
+    if (d->copy_only)
+        return copy_pump(c, dir);
+    int src = c->fd[src_leg(dir)], dst = c->fd[dst_leg(dir)];
+    bool progress = false;
+    /* Fill only an empty pipe: then EAGAIN can only mean the socket is
+     * empty, never that the pipe is full. */
+    if (!d->in_pipe && !d->eof && (c->leg[src_leg(dir)] & LEG_READABLE)) {
+        ssize_t n = splice(src, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->in_pipe = (uint32_t)n;
+            progress = true;
+            owfp_worker_touch(c->w, c);
+        } else if (n == 0) {
+            source_ended(d);
+            progress = true;
+        } else if (errno == EAGAIN) {
+            c->leg[src_leg(dir)] &= (uint8_t)~LEG_READABLE;
+        } else if (errno != EINTR) {
+            return fail(c);
+        }
+    }
+    while (d->in_pipe && (c->leg[dst_leg(dir)] & LEG_WRITABLE)) {
+        ssize_t n = splice(d->pipe[0], NULL, dst, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->in_pipe -= (uint32_t)n;
+            count(c, dir, (size_t)n);
+            progress = true;
+        } else if (n < 0 && errno == EAGAIN) {
+            c->leg[dst_leg(dir)] &= (uint8_t)~LEG_WRITABLE;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return fail(c);
+        }
+    }
+    return progress;
+}
