@@ -44,8 +44,6 @@ static bool enqueue(struct owfp_conn *c, int dir, const uint8_t *data, size_t le
     struct owfp_pdir *d = &c->d[dir];
     struct owfp_worker *w = c->w;
     if (d->q.bytes + len > w->opt->max_buffered) {
-        /* Only injections can outgrow one read: a callout that injects
-         * without end is stopped here rather than the proxy's memory. */
         OWFP_STAT_ADD(&w->stats, buffer_limit_hits, 1);
         owfp_conn_reset(c, "--max-buffered exceeded");
         return false;
@@ -136,9 +134,11 @@ void owfp_conn_apply(struct owfp_conn *c, owfp_status st, const struct owfp_stre
         const struct owfp_stream_output *o = &res->dir[dir];
         struct owfp_pdir *d = &c->d[dir];
         uint64_t p0 = d->permitted, i0 = d->injected;
-        if (!deliver(c, dir, o))
-            return;
+        bool alive = deliver(c, dir, o);
+        /* Counted either way: part of it may have reached the peer. */
         count_out(w, dir, d->permitted - p0, d->injected - i0);
+        if (!alive)
+            return;
         bool deferred = o->state & OWFP_DIR_DEFERRED;
         if (deferred && !d->deferred)
             OWFP_STAT_ADD(&w->stats, defers, 1);
