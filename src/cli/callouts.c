@@ -1,6 +1,8 @@
 #include "cli/callouts.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +30,19 @@ const char owfp_callout_usage[] =
     "  --verify-log FILE       the findings as JSON Lines (implies --verify): each one\n"
     "                          when first seen, the file rewritten at exit with the\n"
     "                          final counts\n";
+
+int owfp_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t max, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || x > max) {
+        fprintf(stderr, "openwfp %s: %s: bad number '%s'\n", cmd, opt, s);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
 
 int owfp_callout_option(struct owfp_callout_args *a, const char *cmd, int opt, char *arg)
 {

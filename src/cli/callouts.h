@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <openwfp/openwfp.h>
@@ -42,6 +43,10 @@ enum { OWFP_OPT_EXAMPLE = 0x400, OWFP_OPT_DRIVER, OWFP_OPT_DRIVER_PARAM, OWFP_OP
     {"strict", no_argument, 0, OWFP_OPT_STRICT},                       \
     {"verify", optional_argument, 0, OWFP_OPT_VERIFY},                 \
     {"verify-log", required_argument, 0, OWFP_OPT_VERIFY_LOG}
+
+/* A decimal option value up to `max`; -1 after "openwfp CMD: OPT: bad
+ * number" on stderr. */
+int owfp_cli_u64(const char *cmd, const char *opt, const char *s, uint64_t max, uint64_t *v);
 
 /* The --help lines for these options. */
 extern const char owfp_callout_usage[];

@@ -1,5 +1,4 @@
 /* `openwfp proxy`: options, engine and callouts, the run. */
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,23 +57,10 @@ static void usage(FILE *out)
           out);
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || x > max) {
-        fprintf(stderr, "openwfp proxy: %s: bad number '%s'\n", opt, s);
-        return -1;
-    }
-    *v = x;
-    return 0;
-}
-
 static int parse_seconds(const char *opt, const char *s, uint64_t *ms)
 {
     uint64_t v;
-    if (parse_u64(opt, s, UINT64_MAX / 1000, &v))
+    if (owfp_cli_u64("proxy", opt, s, UINT64_MAX / 1000, &v))
         return -1;
     *ms = v * 1000;
     return 0;
@@ -172,7 +158,7 @@ static int parse(int argc, char **argv, struct args *a)
             break;
         case O_SPOOF: o->spoof_source = true; break;
         case O_WORKERS:
-            if (parse_u64("--workers", optarg, 256, &v) || !v)
+            if (owfp_cli_u64("proxy", "--workers", optarg, 256, &v) || !v)
                 return fprintf(stderr, "openwfp proxy: --workers: 1 to 256\n"), -1;
             o->workers = (unsigned)v;
             break;
@@ -185,17 +171,17 @@ static int parse(int argc, char **argv, struct args *a)
                 return fprintf(stderr, "openwfp proxy: --offload splice|none\n"), -1;
             break;
         case O_MAXCONN:
-            if (parse_u64("--max-connections", optarg, UINT64_MAX, &o->max_conns))
+            if (owfp_cli_u64("proxy", "--max-connections", optarg, UINT64_MAX, &o->max_conns))
                 return -1;
             break;
         case O_MAXBUF:
-            if (parse_u64("--max-buffered", optarg, UINT64_MAX, &o->max_buffered))
+            if (owfp_cli_u64("proxy", "--max-buffered", optarg, UINT64_MAX, &o->max_buffered))
                 return -1;
             if (!o->max_buffered)
                 return fprintf(stderr, "openwfp proxy: --max-buffered: at least 1\n"), -1;
             break;
         case O_MAXTOTAL:
-            if (parse_u64("--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
+            if (owfp_cli_u64("proxy", "--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
                 return -1;
             if (!o->max_buffered_total)
                 return fprintf(stderr, "openwfp proxy: --max-buffered-total: at least 1\n"), -1;

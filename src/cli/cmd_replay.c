@@ -1,7 +1,5 @@
 /* `openwfp replay`: options, engine set-up, the run. */
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +40,6 @@ static void usage(FILE *out)
           "  --max-buffered-total BYTES  out-of-order bytes in all (default 1 GiB)\n"
           "  -h, --help\n",
           out);
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *v)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || x > max) {
-        fprintf(stderr, "openwfp replay: %s: bad number '%s'\n", opt, s);
-        return -1;
-    }
-    *v = x;
-    return 0;
 }
 
 struct args {
@@ -113,21 +98,21 @@ static int parse(int argc, char **argv, struct args *a)
         case O_STREAMS: o->write_streams = optarg; break;
         case O_PCAP: o->write_pcap = optarg; break;
         case O_TIMEOUT:
-            if (parse_u64("--flow-timeout", optarg, UINT64_MAX / 1000000, &v) || !v)
+            if (owfp_cli_u64("replay", "--flow-timeout", optarg, UINT64_MAX / 1000000, &v) || !v)
                 return -1;
             o->flow_timeout_us = v * 1000000;
             break;
         case O_MAXCONN:
-            if (parse_u64("--max-connections", optarg, UINT64_MAX, &o->max_conns))
+            if (owfp_cli_u64("replay", "--max-connections", optarg, UINT64_MAX, &o->max_conns))
                 return -1;
             break;
         case O_MAXBUF:
-            if (parse_u64("--max-buffered", optarg, UINT32_MAX, &v))
+            if (owfp_cli_u64("replay", "--max-buffered", optarg, UINT32_MAX, &v))
                 return -1;
             o->max_buffered = (uint32_t)v;
             break;
         case O_MAXTOTAL:
-            if (parse_u64("--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
+            if (owfp_cli_u64("replay", "--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
                 return -1;
             break;
         case 'h': usage(stdout); exit(0);

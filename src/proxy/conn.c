@@ -3,7 +3,6 @@
 #include "proxy/conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -92,9 +91,7 @@ static void retire(struct owfp_conn *c, bool reset)
     }
     for (int d = 0; d < 2; d++) {
         struct owfp_pdir *pd = &c->d[d];
-        atomic_store_explicit(&w->buffered,
-                              atomic_load_explicit(&w->buffered, memory_order_relaxed) - pd->q.bytes,
-                              memory_order_relaxed);
+        owfp_worker_buffered_add(w, -(int64_t)pd->q.bytes);
         owfp_outq_clear(&pd->q);
         /* Whatever was read and neither passed on nor offloaded went nowhere. */
         uint64_t out = pd->permitted + pd->offloaded;
@@ -106,11 +103,9 @@ static void retire(struct owfp_conn *c, bool reset)
     }
     owfp_offload_release(c);
     owfp_worker_unlink(w, c);
-    if (c->counted_open) {
-        OWFP_STAT_ADD(&w->stats, connections_closed, 1);
-        atomic_fetch_sub(&w->px->conns, 1);
-        w->nconns--;
-    }
+    OWFP_STAT_ADD(&w->stats, connections_closed, 1);
+    atomic_fetch_sub(&w->px->conns, 1);
+    w->nconns--;
     c->state = CONN_DEAD;
     c->dead_next = w->dead;
     w->dead = c;
@@ -215,7 +210,6 @@ int owfp_conn_accept(struct owfp_worker *w, const struct owfp_proxy_route *route
     c->d[0].pipe[0] = c->d[0].pipe[1] = c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
     c->addr[LEG_CLIENT] = *peer;
     c->state = CONN_CONNECTING;
-    c->counted_open = true;
     w->nconns++;
     OWFP_STAT_ADD(&w->stats, connections_accepted, 1);
     owfp_worker_link(w, c);

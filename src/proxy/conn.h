@@ -50,7 +50,7 @@ struct owfp_conn {
     int fd[2];
     uint8_t leg[2];
     uint8_t state;
-    bool on_ready, starved, offloaded, dropped, counted_open;
+    bool on_ready, starved, offloaded;
     owfp_flow *flow;
     uint64_t flow_id;
     uint64_t last_us;
@@ -73,6 +73,9 @@ void owfp_conn_finish(struct owfp_conn *c);
 void owfp_conn_pump(struct owfp_conn *c);
 /* Work queued by another thread (injection, continue) is ready. */
 void owfp_conn_poll(struct owfp_conn *c);
+/* Copies bytes the destination of `dir` could not take to its queue; false
+ * when that ended the connection (--max-buffered, out of memory). */
+bool owfp_conn_enqueue(struct owfp_conn *c, int dir, const uint8_t *data, size_t len);
 /* The engine's answer to one call, applied to the sockets. */
 void owfp_conn_apply(struct owfp_conn *c, owfp_status st, const struct owfp_stream_result *res);
 

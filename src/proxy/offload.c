@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
-#include "proxy/log.h"
 #include "proxy/worker.h"
 
 /* Bigger pipes mean fewer splice calls per megabyte; the kernel caps the
@@ -114,14 +113,7 @@ static bool copy_pump(struct owfp_conn *c, int dir)
         return fail(c);
     if (done < (size_t)n) {
         c->leg[dst_leg(dir)] &= (uint8_t)~LEG_WRITABLE;
-        if (!owfp_outq_push(&d->q, w->buf + done, (size_t)n - done)) {
-            owfp_conn_reset(c, "out of memory");
-            return false;
-        }
-        atomic_store_explicit(&w->buffered,
-                              atomic_load_explicit(&w->buffered, memory_order_relaxed) +
-                                  ((size_t)n - done),
-                              memory_order_relaxed);
+        return owfp_conn_enqueue(c, dir, w->buf + done, (size_t)n - done);
     }
     return true;
 }
@@ -139,9 +131,10 @@ bool owfp_offload_pump(struct owfp_conn *c, int dir)
         int p[2];
         bool have = get_pipe(c->w, p);
         note_path(c, !have);
-        d->pipe[0] = have ? p[0] : -1;
-        d->pipe[1] = have ? p[1] : -1;
-        if (!have) {
+        if (have) {
+            d->pipe[0] = p[0];
+            d->pipe[1] = p[1];
+        } else {
             d->copy_only = true;
         }
     }

@@ -78,7 +78,7 @@ static int start(struct owfp_proxy *px, unsigned *ninit)
 {
     for (unsigned i = 0; i < px->nworkers; i++) {
         *ninit = i + 1;
-        if (owfp_worker_init(&px->workers[i], px, i) != 0) {
+        if (owfp_worker_init(&px->workers[i], px) != 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "cannot set up worker %u: %s", i, strerror(errno));
             owfp_log_msg(OWFP_LOG_ERROR, "start_failed", msg);
@@ -88,62 +88,60 @@ static int start(struct owfp_proxy *px, unsigned *ninit)
     return 0;
 }
 
-/* Waits for the workers to finish their flows after a stop request; past
- * the grace period the rest are reset. */
-static void wait_workers(struct owfp_proxy *px, int sfd, struct owfp_metrics *m)
+static void kick_all(struct owfp_proxy *px)
 {
-    uint64_t deadline = owfp_now_us() + px->opt->grace_ms * 1000;
+    for (unsigned i = 0; i < px->nworkers; i++)
+        owfp_worker_kick(&px->workers[i]);
+}
+
+/* The stop request: no more accepting, then --grace for what is open. */
+static uint64_t begin_stop(struct owfp_proxy *px, const char *why)
+{
+    owfp_log_msg(OWFP_LOG_INFO, "stopping", why);
+    atomic_store(&px->stopping, true);
+    kick_all(px);
+    return owfp_now_us() + px->opt->grace_ms * 1000;
+}
+
+/* Serves signals and metrics until SIGTERM or SIGINT, then until every
+ * worker has finished its connections; past the grace period the rest are
+ * reset. Workers are joined as they end. */
+static void control(struct owfp_proxy *px, int sfd, struct owfp_metrics *m)
+{
+    uint64_t deadline = 0; /* set once stopping */
     unsigned joined = 0;
     bool done[px->nworkers];
     memset(done, 0, sizeof(done));
     while (joined < px->nworkers) {
+        struct pollfd p[2] = {{sfd, POLLIN, 0}, {m ? owfp_metrics_fd(m) : -1, POLLIN, 0}};
+        /* While stopping, look at the workers every 50 ms. */
+        if (poll(p, 2, deadline ? 50 : -1) < 0) {
+            if (errno != EINTR && !deadline)
+                deadline = begin_stop(px, strerror(errno));
+            continue;
+        }
+        if (p[1].revents & POLLIN)
+            owfp_metrics_serve(m, px);
+        struct signalfd_siginfo si;
+        if ((p[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+            if (si.ssi_signo == SIGUSR1)
+                print_stats(px);
+            else if (!deadline)
+                deadline = begin_stop(px, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        }
+        if (!deadline)
+            continue;
         for (unsigned i = 0; i < px->nworkers; i++)
             if (!done[i] && pthread_tryjoin_np(px->workers[i].thread, NULL) == 0) {
                 done[i] = true;
                 joined++;
             }
-        if (joined == px->nworkers)
-            break;
-        if (owfp_now_us() >= deadline && !atomic_load(&px->closing)) {
+        if (joined < px->nworkers && owfp_now_us() >= deadline && !atomic_load(&px->closing)) {
             owfp_log_msg(OWFP_LOG_WARN, "grace_over", "resetting the remaining connections");
             atomic_store(&px->closing, true);
-            for (unsigned i = 0; i < px->nworkers; i++)
-                owfp_worker_kick(&px->workers[i]);
-        }
-        struct pollfd p[2] = {{sfd, POLLIN, 0}, {m ? owfp_metrics_fd(m) : -1, POLLIN, 0}};
-        if (poll(p, 2, 50) > 0) {
-            struct signalfd_siginfo si;
-            if ((p[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si) &&
-                si.ssi_signo == SIGUSR1)
-                print_stats(px);
-            if (p[1].revents & POLLIN)
-                owfp_metrics_serve(m, px);
+            kick_all(px);
         }
     }
-}
-
-static void control(struct owfp_proxy *px, int sfd, struct owfp_metrics *m)
-{
-    for (;;) {
-        struct pollfd p[2] = {{sfd, POLLIN, 0}, {m ? owfp_metrics_fd(m) : -1, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents & POLLIN)
-            owfp_metrics_serve(m, px);
-        struct signalfd_siginfo si;
-        if (!(p[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
-            continue;
-        if (si.ssi_signo == SIGUSR1) {
-            print_stats(px);
-            continue;
-        }
-        owfp_log_msg(OWFP_LOG_INFO, "stopping", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-        break;
-    }
-    atomic_store(&px->stopping, true);
-    for (unsigned i = 0; i < px->nworkers; i++)
-        owfp_worker_kick(&px->workers[i]);
-    wait_workers(px, sfd, m);
 }
 
 int owfp_proxy_run(const struct owfp_proxy_options *opt)
@@ -181,10 +179,9 @@ int owfp_proxy_run(const struct owfp_proxy_options *opt)
         owfp_log_msg(OWFP_LOG_ERROR, "start_failed", "cannot start worker threads");
         atomic_store(&px.stopping, true);
         atomic_store(&px.closing, true);
-        for (unsigned i = 0; i < started; i++) {
-            owfp_worker_kick(&px.workers[i]);
+        kick_all(&px);
+        for (unsigned i = 0; i < started; i++)
             pthread_join(px.workers[i].thread, NULL);
-        }
         goto out;
     }
     log_listening(opt, px.nworkers);

@@ -8,19 +8,11 @@
 #include <unistd.h>
 
 #include "proxy/conn.h"
-#include "proxy/log.h"
 #include "proxy/worker.h"
 
 #define IOV_BATCH 64
 /* Rounds of the pump before other connections get their turn. */
 #define PUMP_ROUNDS 8
-
-static void buffered_add(struct owfp_worker *w, int64_t n)
-{
-    atomic_store_explicit(&w->buffered,
-                          atomic_load_explicit(&w->buffered, memory_order_relaxed) + (uint64_t)n,
-                          memory_order_relaxed);
-}
 
 /* A peer reset (or a socket failed) while bytes travelled in `dir`'s source:
  * the callouts see ABORT for that direction, then both legs are reset. */
@@ -39,7 +31,7 @@ static void abort_dir(struct owfp_conn *c, int dir, const char *why)
  * Returns false when the connection ended: --max-buffered would be exceeded
  * (checked before copying, so a callout that injects without end costs at
  * most the limit, not what it injected), or out of memory. */
-static bool enqueue(struct owfp_conn *c, int dir, const uint8_t *data, size_t len)
+bool owfp_conn_enqueue(struct owfp_conn *c, int dir, const uint8_t *data, size_t len)
 {
     struct owfp_pdir *d = &c->d[dir];
     struct owfp_worker *w = c->w;
@@ -52,7 +44,7 @@ static bool enqueue(struct owfp_conn *c, int dir, const uint8_t *data, size_t le
         owfp_conn_reset(c, "out of memory");
         return false;
     }
-    buffered_add(w, (int64_t)len);
+    owfp_worker_buffered_add(w, (int64_t)len);
     return true;
 }
 
@@ -91,14 +83,14 @@ static bool deliver(struct owfp_conn *c, int dir, const struct owfp_stream_outpu
             left -= o->spans[i++].len;
         if (done < want) {
             c->leg[dst_leg(dir)] &= (uint8_t)~LEG_WRITABLE;
-            if (!enqueue(c, dir, o->spans[i].data + left, o->spans[i].len - left))
+            if (!owfp_conn_enqueue(c, dir, o->spans[i].data + left, o->spans[i].len - left))
                 return false;
             i++;
             direct = false;
         }
     }
     for (; i < o->nspans; i++)
-        if (!enqueue(c, dir, o->spans[i].data, o->spans[i].len))
+        if (!owfp_conn_enqueue(c, dir, o->spans[i].data, o->spans[i].len))
             return false;
     return true;
 }
@@ -125,7 +117,6 @@ void owfp_conn_apply(struct owfp_conn *c, owfp_status st, const struct owfp_stre
         return;
     }
     if (res->flow_state & OWFP_FLOW_DROPPED) {
-        c->dropped = true;
         OWFP_STAT_ADD(&w->stats, dropped, 1);
         owfp_conn_reset(c, "DROP_CONNECTION");
         return;
@@ -169,7 +160,7 @@ static bool flush(struct owfp_conn *c, int dir)
     if (d->q.bytes && (c->leg[leg] & LEG_WRITABLE)) {
         int err;
         size_t n = owfp_outq_flush(&d->q, c->fd[leg], &err);
-        buffered_add(w, -(int64_t)n);
+        owfp_worker_buffered_add(w, -(int64_t)n);
         progress = n > 0;
         if (err == EAGAIN) {
             c->leg[leg] &= (uint8_t)~LEG_WRITABLE;

@@ -68,12 +68,13 @@ void owfp_worker_unlink(struct owfp_worker *w, struct owfp_conn *c)
     c->prev = c->next = NULL;
 }
 
+/* Moves an active connection to the young end of its list, at most once a
+ * tick: timeouts are judged a tick at a time, and the list stays ordered by
+ * last_us because last_us only changes with the move. */
 void owfp_worker_touch(struct owfp_worker *w, struct owfp_conn *c)
 {
-    if (w->lists[1].newest == c) {
-        c->last_us = owfp_now_us();
+    if (owfp_now_us() - c->last_us < TICK_MS * 1000u)
         return;
-    }
     owfp_worker_unlink(w, c);
     owfp_worker_link(w, c);
 }
@@ -222,14 +223,12 @@ static void accept_some(struct owfp_worker *w, struct owfp_listener *l)
             return;
         }
         uint64_t max = w->opt->max_conns;
-        if (max && atomic_fetch_add(&w->px->conns, 1) >= max) {
+        if (atomic_fetch_add(&w->px->conns, 1) >= max && max) {
             atomic_fetch_sub(&w->px->conns, 1);
             OWFP_STAT_ADD(&w->stats, connections_rejected, 1);
             reject(fd);
             continue;
         }
-        if (!max)
-            atomic_fetch_add(&w->px->conns, 1);
         int err = owfp_conn_accept(w, l->route, fd, &peer);
         if (err) {
             pause_accepting(w, err); /* counted in accept_errors */
@@ -418,21 +417,19 @@ fail:;
     return -1;
 }
 
-int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px, unsigned id)
+int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px)
 {
     const struct owfp_proxy_options *o = px->opt;
     memset(w, 0, sizeof(*w));
     w->px = px;
     w->opt = o;
-    w->id = id;
     w->epfd = w->wakefd = -1;
     pthread_mutex_init(&w->wake_lock, NULL);
     w->budget = o->max_buffered_total / px->nworkers;
     w->buflen = READ_BUFFER;
     w->buf = owfp_malloc(w->buflen);
-    w->spare_pipes = owfp_calloc(OWFP_SPARE_PIPES, sizeof(*w->spare_pipes));
     w->listeners = owfp_calloc(o->nroutes, sizeof(*w->listeners));
-    if (!w->buf || !w->spare_pipes || !w->listeners)
+    if (!w->buf || !w->listeners)
         return -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -443,7 +440,6 @@ int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px, unsigned id)
         return -1;
     for (size_t i = 0; i < o->nroutes; i++) {
         struct owfp_listener *l = &w->listeners[i];
-        l->w = w;
         l->route = &o->routes[i];
         l->fd = open_listener(l->route);
         w->nlisteners++;
@@ -477,7 +473,6 @@ void owfp_worker_destroy(struct owfp_worker *w)
         close(w->wakefd);
     owfp_hmap_free(&w->flows);
     owfp_free(w->listeners);
-    owfp_free(w->spare_pipes);
     owfp_free(w->buf);
     owfp_free(w->starved);
     owfp_free(w->woken);

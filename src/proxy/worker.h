@@ -22,7 +22,6 @@
 enum { TAG_LISTENER = 0, TAG_WAKE = 1, TAG_CLIENT = 2, TAG_SERVER = 3 };
 
 struct owfp_listener {
-    struct owfp_worker *w;
     const struct owfp_proxy_route *route;
     int fd;
 };
@@ -32,7 +31,6 @@ struct owfp_proxy;
 struct owfp_worker {
     struct owfp_proxy *px;
     const struct owfp_proxy_options *opt;
-    unsigned id;
     pthread_t thread;
     int epfd, wakefd;
     struct owfp_listener *listeners;
@@ -57,7 +55,7 @@ struct owfp_worker {
     _Atomic uint64_t buffered;  /* bytes in this worker's output queues (one writer) */
     uint64_t budget;            /* its share of --max-buffered-total */
 
-    int (*spare_pipes)[2];      /* empty pipes kept for the next offload */
+    int spare_pipes[OWFP_SPARE_PIPES][2]; /* empty pipes kept for the next offload */
     size_t nspare;
 
     pthread_mutex_t wake_lock;  /* guards the three fields below */
@@ -80,7 +78,7 @@ struct owfp_proxy {
 /* Every worker's counters summed. Any thread. */
 void owfp_proxy_totals(const struct owfp_proxy *px, struct owfp_proxy_totals *t);
 
-int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px, unsigned id);
+int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px);
 void owfp_worker_destroy(struct owfp_worker *w);
 int owfp_worker_start(struct owfp_worker *w);
 /* Wakes the loop (stop, grace over). Any thread. */
@@ -95,6 +93,14 @@ void owfp_worker_link(struct owfp_worker *w, struct owfp_conn *c);
 void owfp_worker_unlink(struct owfp_worker *w, struct owfp_conn *c);
 void owfp_worker_starve(struct owfp_worker *w, struct owfp_conn *c);
 int owfp_worker_watch(struct owfp_worker *w, struct owfp_conn *c, int leg);
+/* The worker's thread is the only writer of `buffered`; others read it. */
+static inline void owfp_worker_buffered_add(struct owfp_worker *w, int64_t n)
+{
+    atomic_store_explicit(&w->buffered,
+                          atomic_load_explicit(&w->buffered, memory_order_relaxed) + (uint64_t)n,
+                          memory_order_relaxed);
+}
+
 /* The engine's wake-up function for flows of this worker. */
 void owfp_worker_wake(void *arg, owfp_flow *flow);
 
