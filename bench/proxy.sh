@@ -73,15 +73,8 @@ done
 owfp_ensure_packages "${OWFP_BUILD_PACKAGES[@]}" "${OWFP_PROXY_BENCH_PACKAGES[@]}"
 if [ $perf = 1 ]; then owfp_ensure_packages linux-perf; fi
 
-# ---- build (retried: a file being edited elsewhere can break one attempt)
 b=build-pbench
-[ -d $b ] || meson setup $b --buildtype=release -Dtests=disabled >/dev/null
-for try in 1 2 3 4 5; do
-    meson compile -C $b >$b/compile.log 2>&1 && break
-    [ $try = 5 ] && { grep -E 'error|FAILED' $b/compile.log >&2; exit 1; }
-    echo "build failed (attempt $try), retrying in 60 s" >&2
-    sleep 60
-done
+owfp_release_build $b
 owfp=$b/openwfp ref=$b/bench/relay_ref cb=$b/drivers/content_block.so
 for f in $owfp $ref $cb; do
     [ -e "$f" ] || { echo "bench/proxy.sh: $f was not built" >&2; exit 1; }

@@ -43,15 +43,9 @@ for tool in /usr/bin/time tshark; do
     command -v $tool >/dev/null || { echo "bench/replay.sh: needs $tool" >&2; exit 1; }
 done
 
-# ---- build (retried: a file being edited elsewhere can break one attempt)
+. scripts/deps.sh
 b=build-rbench
-[ -d $b ] || meson setup $b --buildtype=release -Dtests=disabled >/dev/null
-for try in 1 2 3 4 5; do
-    meson compile -C $b >$b/compile.log 2>&1 && break
-    [ $try = 5 ] && { grep -E 'error|FAILED' $b/compile.log >&2; exit 1; }
-    echo "build failed (attempt $try), retrying in 60 s" >&2
-    sleep 60
-done
+owfp_release_build $b
 nids=$b/bench/bench_libnids
 [ -x $nids ] || nids=
 mkdir -p "$dir"

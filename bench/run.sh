@@ -12,16 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build-bench/bench-results.txt}
 
-if [ -d build-bench ]; then
-    meson setup --reconfigure build-bench --buildtype=release -Dtests=disabled >/dev/null
-else
-    meson setup build-bench --buildtype=release -Dtests=disabled >/dev/null
-fi
-if ! meson compile -C build-bench >build-bench/compile.log 2>&1; then
-    grep -E 'error|FAILED' build-bench/compile.log >&2 || cat build-bench/compile.log >&2
-    echo "bench/run.sh: build failed (full log: build-bench/compile.log)" >&2
-    exit 1
-fi
+. scripts/deps.sh
+owfp_release_build build-bench
 mkdir -p "$(dirname "$out")"
 
 {

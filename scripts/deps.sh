@@ -25,3 +25,20 @@ OWFP_BUILD_PACKAGES=(gcc libc6-dev meson ninja-build pkg-config libcmocka-dev li
 OWFP_PROXY_TEST_PACKAGES=(nginx curl wget openssl nftables iproute2 procps)
 # bench/proxy.sh: the load generators, the servers and the other proxies.
 OWFP_PROXY_BENCH_PACKAGES=(iperf3 wrk haproxy socat nginx jq procps iproute2)
+
+# Configures DIR as a release build of the benchmarks (no tests, so a test
+# that does not compile cannot stop a measurement) and builds it; on failure
+# prints the errors and exits.
+owfp_release_build() {
+    local dir=$1
+    if [ -d "$dir" ]; then
+        meson setup --reconfigure "$dir" --buildtype=release -Dtests=disabled >/dev/null
+    else
+        meson setup "$dir" --buildtype=release -Dtests=disabled >/dev/null
+    fi
+    if ! meson compile -C "$dir" >"$dir/compile.log" 2>&1; then
+        grep -E 'error|FAILED' "$dir/compile.log" >&2 || cat "$dir/compile.log" >&2
+        echo "build of $dir failed (full log: $dir/compile.log)" >&2
+        exit 1
+    fi
+}
