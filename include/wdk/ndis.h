@@ -40,31 +40,6 @@
 #define NDIS_SUPPORT_NDIS630 1
 #endif
 
-#ifndef MEMORY_ALLOCATION_ALIGNMENT
-#define MEMORY_ALLOCATION_ALIGNMENT 16
-#endif
-
-/* Same guard name as the Windows headers, so wdm.h can share it. */
-#ifndef _SLIST_HEADER_
-#define _SLIST_HEADER_
-typedef struct DECLSPEC_ALIGN(16) _SLIST_ENTRY {
-    struct _SLIST_ENTRY *Next;
-} SLIST_ENTRY, *PSLIST_ENTRY;
-
-typedef union DECLSPEC_ALIGN(16) _SLIST_HEADER {
-    struct {
-        ULONGLONG Alignment;
-        ULONGLONG Region;
-    };
-    struct {
-        ULONGLONG Depth : 16;
-        ULONGLONG Sequence : 48;
-        ULONGLONG Reserved : 4;
-        ULONGLONG NextEntry : 60;
-    } HeaderX64;
-} SLIST_HEADER, *PSLIST_HEADER;
-#endif
-
 typedef LARGE_INTEGER PHYSICAL_ADDRESS, *PPHYSICAL_ADDRESS;
 typedef PHYSICAL_ADDRESS NDIS_PHYSICAL_ADDRESS, *PNDIS_PHYSICAL_ADDRESS;
 

@@ -154,6 +154,33 @@ typedef struct _SINGLE_LIST_ENTRY {
     struct _SINGLE_LIST_ENTRY *Next;
 } SINGLE_LIST_ENTRY, *PSINGLE_LIST_ENTRY;
 
+/* Pool blocks, and so SLIST entries, are 16-byte aligned as on 64-bit Windows. */
+#ifndef MEMORY_ALLOCATION_ALIGNMENT
+#define MEMORY_ALLOCATION_ALIGNMENT 16
+#endif
+
+/* Interlocked singly linked lists (the calls are in wdm.h; ndis.h embeds the
+ * header): the Windows x64 layout, under the Windows headers' own guard. */
+#ifndef _SLIST_HEADER_
+#define _SLIST_HEADER_
+typedef struct DECLSPEC_ALIGN(16) _SLIST_ENTRY {
+    struct _SLIST_ENTRY *Next;
+} SLIST_ENTRY, *PSLIST_ENTRY;
+
+typedef union DECLSPEC_ALIGN(16) _SLIST_HEADER {
+    struct {
+        ULONGLONG Alignment;
+        ULONGLONG Region;
+    };
+    struct {
+        ULONGLONG Depth : 16;
+        ULONGLONG Sequence : 48;
+        ULONGLONG Reserved : 4;
+        ULONGLONG NextEntry : 60;
+    } HeaderX64;
+} SLIST_HEADER, *PSLIST_HEADER;
+#endif
+
 typedef UCHAR KIRQL, *PKIRQL;
 #define PASSIVE_LEVEL 0
 #define LOW_LEVEL 0

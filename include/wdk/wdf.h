@@ -25,13 +25,6 @@
 extern "C" {
 #endif
 
-#ifndef STATUS_INFO_LENGTH_MISMATCH
-#define STATUS_INFO_LENGTH_MISMATCH ((NTSTATUS)0xC0000004L)
-#endif
-#ifndef STATUS_INVALID_DEVICE_REQUEST
-#define STATUS_INVALID_DEVICE_REQUEST ((NTSTATUS)0xC0000010L)
-#endif
-
 #ifndef DECLARE_HANDLE
 #define DECLARE_HANDLE(name) \
     struct name##__ {        \

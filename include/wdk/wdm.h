@@ -66,10 +66,13 @@ typedef enum _MODE { KernelMode, UserMode, MaximumMode } MODE;
 #define SYNCHRONIZE 0x00100000L
 #define STANDARD_RIGHTS_REQUIRED 0x000F0000L
 #define STANDARD_RIGHTS_ALL 0x001F0000L
+#define STANDARD_RIGHTS_READ READ_CONTROL
+#define STANDARD_RIGHTS_WRITE READ_CONTROL
 #define GENERIC_READ 0x80000000L
 #define GENERIC_WRITE 0x40000000L
 #define GENERIC_EXECUTE 0x20000000L
 #define GENERIC_ALL 0x10000000L
+#define MAXIMUM_ALLOWED 0x02000000L
 #define THREAD_ALL_ACCESS (STANDARD_RIGHTS_REQUIRED | SYNCHRONIZE | 0xFFFF)
 
 typedef struct _OBJECT_ATTRIBUTES {
@@ -255,32 +258,41 @@ FORCEINLINE PSINGLE_LIST_ENTRY PopEntryList(PSINGLE_LIST_ENTRY ListHead)
 
 #define OWFP_SEQ __ATOMIC_SEQ_CST
 
-FORCEINLINE LONG InterlockedIncrement(LONG volatile *Addend)
-{
-    return __atomic_add_fetch(Addend, 1, OWFP_SEQ);
-}
-FORCEINLINE LONG InterlockedDecrement(LONG volatile *Addend)
-{
-    return __atomic_sub_fetch(Addend, 1, OWFP_SEQ);
-}
-FORCEINLINE LONG InterlockedExchange(LONG volatile *Target, LONG Value)
-{
-    return __atomic_exchange_n(Target, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG InterlockedExchangeAdd(LONG volatile *Addend, LONG Value)
-{
-    return __atomic_fetch_add(Addend, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG InterlockedAdd(LONG volatile *Addend, LONG Value)
-{
-    return __atomic_add_fetch(Addend, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG InterlockedCompareExchange(LONG volatile *Destination, LONG ExChange,
-                                            LONG Comperand)
-{
-    __atomic_compare_exchange_n(Destination, &Comperand, ExChange, 0, OWFP_SEQ, OWFP_SEQ);
-    return Comperand; /* the initial value either way */
-}
+/* InterlockedIncrement, InterlockedDecrement, InterlockedExchange,
+ * InterlockedExchangeAdd, InterlockedAdd and InterlockedCompareExchange (which
+ * returns the initial value either way), for LONG and, with the suffix 64,
+ * for LONG64: one body for both. */
+#define OWFP_INTERLOCKED_FAMILY(T, N)                                                       \
+    FORCEINLINE T InterlockedIncrement##N(T volatile *Addend)                               \
+    {                                                                                       \
+        return __atomic_add_fetch(Addend, 1, OWFP_SEQ);                                     \
+    }                                                                                       \
+    FORCEINLINE T InterlockedDecrement##N(T volatile *Addend)                               \
+    {                                                                                       \
+        return __atomic_sub_fetch(Addend, 1, OWFP_SEQ);                                     \
+    }                                                                                       \
+    FORCEINLINE T InterlockedExchange##N(T volatile *Target, T Value)                       \
+    {                                                                                       \
+        return __atomic_exchange_n(Target, Value, OWFP_SEQ);                                \
+    }                                                                                       \
+    FORCEINLINE T InterlockedExchangeAdd##N(T volatile *Addend, T Value)                    \
+    {                                                                                       \
+        return __atomic_fetch_add(Addend, Value, OWFP_SEQ);                                 \
+    }                                                                                       \
+    FORCEINLINE T InterlockedAdd##N(T volatile *Addend, T Value)                            \
+    {                                                                                       \
+        return __atomic_add_fetch(Addend, Value, OWFP_SEQ);                                 \
+    }                                                                                       \
+    FORCEINLINE T InterlockedCompareExchange##N(T volatile *Destination, T ExChange,        \
+                                                T Comperand)                                \
+    {                                                                                       \
+        __atomic_compare_exchange_n(Destination, &Comperand, ExChange, 0, OWFP_SEQ, OWFP_SEQ); \
+        return Comperand;                                                                   \
+    }
+OWFP_INTERLOCKED_FAMILY(LONG, )
+OWFP_INTERLOCKED_FAMILY(LONG64, 64)
+#undef OWFP_INTERLOCKED_FAMILY
+
 FORCEINLINE LONG InterlockedOr(LONG volatile *Destination, LONG Value)
 {
     return __atomic_fetch_or(Destination, Value, OWFP_SEQ);
@@ -292,32 +304,6 @@ FORCEINLINE LONG InterlockedAnd(LONG volatile *Destination, LONG Value)
 FORCEINLINE LONG InterlockedXor(LONG volatile *Destination, LONG Value)
 {
     return __atomic_fetch_xor(Destination, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedIncrement64(LONG64 volatile *Addend)
-{
-    return __atomic_add_fetch(Addend, 1, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedDecrement64(LONG64 volatile *Addend)
-{
-    return __atomic_sub_fetch(Addend, 1, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedExchange64(LONG64 volatile *Target, LONG64 Value)
-{
-    return __atomic_exchange_n(Target, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedExchangeAdd64(LONG64 volatile *Addend, LONG64 Value)
-{
-    return __atomic_fetch_add(Addend, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedAdd64(LONG64 volatile *Addend, LONG64 Value)
-{
-    return __atomic_add_fetch(Addend, Value, OWFP_SEQ);
-}
-FORCEINLINE LONG64 InterlockedCompareExchange64(LONG64 volatile *Destination, LONG64 ExChange,
-                                                LONG64 Comperand)
-{
-    __atomic_compare_exchange_n(Destination, &Comperand, ExChange, 0, OWFP_SEQ, OWFP_SEQ);
-    return Comperand;
 }
 FORCEINLINE PVOID InterlockedExchangePointer(PVOID volatile *Target, PVOID Value)
 {
@@ -413,26 +399,7 @@ NTKERNELAPI PSINGLE_LIST_ENTRY NTAPI ExInterlockedPopEntryList(PSINGLE_LIST_ENTR
  * the second. openwfp uses the lowest of those four bits as a short lock:
  * operations are atomic with respect to each other from any thread and any
  * IRQL, not lock-free. A misaligned entry is a finding and is not pushed.
- * The definition is shared with ndis.h (same guard). */
-#ifndef _SLIST_HEADER_
-#define _SLIST_HEADER_
-typedef struct DECLSPEC_ALIGN(16) _SLIST_ENTRY {
-    struct _SLIST_ENTRY *Next;
-} SLIST_ENTRY, *PSLIST_ENTRY;
-
-typedef union DECLSPEC_ALIGN(16) _SLIST_HEADER {
-    struct {
-        ULONGLONG Alignment;
-        ULONGLONG Region;
-    };
-    struct {
-        ULONGLONG Depth : 16;
-        ULONGLONG Sequence : 48;
-        ULONGLONG Reserved : 4;
-        ULONGLONG NextEntry : 60;
-    } HeaderX64;
-} SLIST_HEADER, *PSLIST_HEADER;
-#endif
+ * SLIST_ENTRY and SLIST_HEADER are defined in ntdef.h, shared with ndis.h. */
 
 NTSYSAPI VOID NTAPI InitializeSListHead(PSLIST_HEADER SListHead);
 #define ExInitializeSListHead(SListHead) InitializeSListHead(SListHead)
@@ -499,10 +466,6 @@ typedef enum _POOL_TYPE {
 #define POOL_NX_ALLOCATION 512
 #define POOL_ZERO_ALLOCATION 1024
 #define POOL_RAISE_IF_ALLOCATION_FAILURE 16
-
-#ifndef MEMORY_ALLOCATION_ALIGNMENT
-#define MEMORY_ALLOCATION_ALIGNMENT 16
-#endif
 
 typedef ULONG64 POOL_FLAGS;
 #define POOL_FLAG_REQUIRED_START 0x0000000000000001ULL
@@ -1308,10 +1271,6 @@ void owfp_kernel_assert_failed(const char *expr, const char *file, int line);
 /* (`openwfp replay --driver-param`); only the calls below exist.            */
 /* ------------------------------------------------------------------------- */
 
-#ifndef STANDARD_RIGHTS_READ
-#define STANDARD_RIGHTS_READ READ_CONTROL
-#define STANDARD_RIGHTS_WRITE READ_CONTROL
-#endif
 #define KEY_QUERY_VALUE 0x0001
 #define KEY_SET_VALUE 0x0002
 #define KEY_CREATE_SUB_KEY 0x0004

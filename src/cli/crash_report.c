@@ -96,30 +96,26 @@ static void put(const char *s)
     }
 }
 
-static void put_hex(uintptr_t v)
+/* Base 10, or base 16 with a "0x" prefix. */
+static void put_number(uintptr_t v, unsigned base)
 {
-    char buf[2 + 2 * sizeof(v) + 1];
+    char buf[24]; /* "0x" and 16 digits, or 20 decimal digits */
     size_t i = sizeof(buf) - 1;
     buf[i] = '\0';
     do {
-        buf[--i] = "0123456789abcdef"[v & 15];
-        v >>= 4;
+        buf[--i] = "0123456789abcdef"[v % base];
+        v /= base;
     } while (v);
-    buf[--i] = 'x';
-    buf[--i] = '0';
+    if (base == 16) {
+        buf[--i] = 'x';
+        buf[--i] = '0';
+    }
     put(buf + i);
 }
 
-static void put_dec(unsigned long v)
+static void put_hex(uintptr_t v)
 {
-    char buf[24];
-    size_t i = sizeof(buf) - 1;
-    buf[i] = '\0';
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(buf + i);
+    put_number(v, 16);
 }
 
 static const char *signal_name(int sig)
@@ -182,7 +178,7 @@ static void report(int sig, const siginfo_t *info, const void *context)
     put("openwfp: fatal signal ");
     put(signal_name(sig));
     put(" (");
-    put_dec((unsigned long)sig);
+    put_number((uintptr_t)sig, 10);
     put(")");
     if (sig != SIGABRT) {
         put(" at address ");

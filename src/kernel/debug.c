@@ -51,7 +51,7 @@ static void read_env(void)
 static void emit(const char *fmt, va_list ap)
 {
     char msg[MESSAGE_MAX];
-    owfp_format(msg, false, sizeof(msg), fmt, false, ap);
+    owfp_format(msg, false, sizeof(msg), true, fmt, false, ap);
     char name[NAME_MAX_LEN];
     if (thread_name[0]) {
         memcpy(name, thread_name, sizeof(name));

@@ -110,7 +110,8 @@ struct timespec owfp_timespec_of_interrupt(int64_t t)
     return ts;
 }
 
-struct timespec owfp_deadline_of(LONGLONG timeout)
+/* CLOCK_MONOTONIC deadline of a WDK timeout. */
+static struct timespec deadline_of(LONGLONG timeout)
 {
     return owfp_timespec_of_interrupt(owfp_interrupt_time_of(timeout));
 }
@@ -247,12 +248,14 @@ void owfp_dispatcher_wake(DISPATCHER_HEADER *h)
     }
 }
 
-void owfp_dispatcher_signal_all(DISPATCHER_HEADER *h)
+LONG owfp_dispatcher_signal(DISPATCHER_HEADER *h)
 {
     pthread_mutex_lock(&mu);
+    LONG prev = owfp_dispatcher_state(h);
     owfp_dispatcher_set_state(h, 1);
     owfp_dispatcher_wake(h);
     pthread_mutex_unlock(&mu);
+    return prev;
 }
 
 /* ---- waiting ------------------------------------------------------------------- */
@@ -264,12 +267,12 @@ NTSTATUS owfp_dispatcher_wait(ULONG count, DISPATCHER_HEADER *const *objects, bo
     /* Above APC_LEVEL only a zero timeout is allowed. Blocking there could
      * deadlock against the lock the caller holds, so the wait becomes a poll. */
     if (check_irql && !poll && owfp_irql > APC_LEVEL) {
-        owfp_kernel_finding("IRQL violation: %s at %s", api, owfp_irql_name(owfp_irql));
+        owfp_irql_violation(api);
         poll = true;
     }
     struct timespec until = {0};
     if (timeout && !poll)
-        until = owfp_deadline_of(timeout->QuadPart);
+        until = deadline_of(timeout->QuadPart);
 
     struct wait_block blocks[MAXIMUM_WAIT_OBJECTS];
     struct waiter w = {.thread = owfp_thread_token(),
@@ -382,7 +385,7 @@ NTSTATUS NTAPI KeDelayExecutionThread(KPROCESSOR_MODE WaitMode, BOOLEAN Alertabl
     /* Sleeping above APC_LEVEL is a bug check on Windows; here it returns at once. */
     if (!owfp_irql_check_max(APC_LEVEL, "KeDelayExecutionThread") || !Interval)
         return STATUS_SUCCESS;
-    struct timespec until = owfp_deadline_of(Interval->QuadPart);
+    struct timespec until = deadline_of(Interval->QuadPart);
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
         ;
     return STATUS_SUCCESS;

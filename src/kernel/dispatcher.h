@@ -36,10 +36,8 @@ void owfp_dispatcher_set_state(DISPATCHER_HEADER *header, LONG state);
 NTSTATUS owfp_dispatcher_wait(ULONG count, DISPATCHER_HEADER *const *objects, bool wait_all,
                               const LARGE_INTEGER *timeout, bool check_irql, const char *api);
 
-/* CLOCK_MONOTONIC deadline of a WDK timeout (100 ns units; negative =
- * relative, positive = absolute system time). */
-struct timespec owfp_deadline_of(LONGLONG timeout);
-/* The same instant as interrupt time (owfp_time_interrupt units). */
+/* The interrupt time (owfp_time_interrupt units) a WDK timeout ends at
+ * (100 ns units; negative = relative, positive = absolute system time). */
 int64_t owfp_interrupt_time_of(LONGLONG timeout);
 /* CLOCK_MONOTONIC timespec of an interrupt time. */
 struct timespec owfp_timespec_of_interrupt(int64_t t);

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <time.h>
 
 #include "kernel/kernel.h"
 
@@ -23,7 +22,6 @@ static struct {
     pthread_cond_t work; /* something was queued */
     pthread_cond_t idle; /* a routine returned or a DPC was removed */
     PKDPC head, tail;
-    unsigned long queued;
     bool started;
     PKDPC running; /* the DPC whose routine runs, NULL when none */
     PKDEFERRED_ROUTINE running_routine;
@@ -56,7 +54,6 @@ static void unlink_dpc(PKDPC d, PKDPC prev)
         q.tail = prev;
     set_next(d, NULL);
     d->DpcData = NULL;
-    q.queued--;
 }
 
 static void *dpc_thread(void *arg)
@@ -79,8 +76,7 @@ static void *dpc_thread(void *arg)
 
         routine(d, ctx, a1, a2);
         if (owfp_irql != DISPATCH_LEVEL) {
-            owfp_kernel_finding("IRQL violation: DPC routine returned at %s",
-                                owfp_irql_name(owfp_irql));
+            owfp_irql_callout_returned_at(owfp_irql, "DPC routine");
             owfp_irql = DISPATCH_LEVEL;
         }
 
@@ -97,12 +93,7 @@ static void start_thread(void)
 {
     if (q.started)
         return;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    q.started = pthread_create(&t, &attr, dpc_thread, NULL) == 0;
-    pthread_attr_destroy(&attr);
+    q.started = owfp_start_thread(dpc_thread, NULL);
     if (!q.started)
         owfp_kernel_finding("DPC thread could not be started: queued DPCs will not run");
 }
@@ -156,7 +147,6 @@ BOOLEAN NTAPI KeInsertQueueDpc(PRKDPC Dpc, PVOID SystemArgument1, PVOID SystemAr
             set_next(q.tail, Dpc);
             q.tail = Dpc;
         }
-        q.queued++;
         start_thread();
         pthread_cond_signal(&q.work);
     }
@@ -225,19 +215,16 @@ VOID NTAPI KeFlushQueuedDpcs(void)
 unsigned long owfp_dpcs_pending(void)
 {
     pthread_mutex_lock(&q.mu);
-    unsigned long n = q.queued + (q.running ? 1 : 0);
+    unsigned long n = q.running ? 1 : 0;
+    for (PKDPC p = q.head; p; p = next_of(p))
+        n++;
     pthread_mutex_unlock(&q.mu);
     return n;
 }
 
-static bool in_range(uintptr_t p, uintptr_t start, size_t size)
+static bool dpc_in_range(PKDPC d, PKDEFERRED_ROUTINE routine, const void *start, size_t size)
 {
-    return p >= start && p - start < size;
-}
-
-static bool dpc_in_range(PKDPC d, PKDEFERRED_ROUTINE routine, uintptr_t start, size_t size)
-{
-    return in_range((uintptr_t)d, start, size) || in_range((uintptr_t)routine, start, size);
+    return owfp_in_range(d, start, size) || owfp_in_range((const void *)routine, start, size);
 }
 
 unsigned long owfp_dpcs_remove_range(const void *start, size_t size)
@@ -247,7 +234,7 @@ unsigned long owfp_dpcs_remove_range(const void *start, size_t size)
     PKDPC prev = NULL;
     for (PKDPC p = q.head; p;) {
         PKDPC next = next_of(p);
-        if (dpc_in_range(p, p->DeferredRoutine, (uintptr_t)start, size)) {
+        if (dpc_in_range(p, p->DeferredRoutine, start, size)) {
             unlink_dpc(p, prev);
             n++;
         } else {
@@ -263,20 +250,13 @@ unsigned long owfp_dpcs_remove_range(const void *start, size_t size)
 
 bool owfp_dpcs_wait_range(const void *start, size_t size, unsigned timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* q.idle uses the default clock */
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = owfp_realtime_after_ms(timeout_ms); /* q.idle: default clock */
     pthread_mutex_lock(&q.mu);
     int rc = 0;
-    while (q.running && dpc_in_range(q.running, q.running_routine, (uintptr_t)start, size) &&
+    while (q.running && dpc_in_range(q.running, q.running_routine, start, size) &&
            rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&q.idle, &q.mu, &until);
-    bool done = !q.running || !dpc_in_range(q.running, q.running_routine, (uintptr_t)start, size);
+    bool done = !q.running || !dpc_in_range(q.running, q.running_routine, start, size);
     pthread_mutex_unlock(&q.mu);
     return done;
 }

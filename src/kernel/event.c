@@ -21,13 +21,7 @@ LONG NTAPI KeSetEvent(PRKEVENT Event, KPRIORITY Increment, BOOLEAN Wait)
     (void)Increment;
     (void)Wait; /* only tells Windows the caller waits next; nothing to keep here */
     owfp_irql_check_max(DISPATCH_LEVEL, "KeSetEvent");
-    DISPATCHER_HEADER *h = &Event->Header;
-    owfp_dispatcher_lock();
-    LONG prev = owfp_dispatcher_state(h);
-    owfp_dispatcher_set_state(h, 1);
-    owfp_dispatcher_wake(h);
-    owfp_dispatcher_unlock();
-    return prev;
+    return owfp_dispatcher_signal(&Event->Header);
 }
 
 LONG NTAPI KeResetEvent(PRKEVENT Event)

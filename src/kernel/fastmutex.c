@@ -74,15 +74,23 @@ static bool give(PFAST_MUTEX m, const char *api)
     return true;
 }
 
-/* The unsafe forms leave the IRQL alone: the caller must keep APCs off. */
-static void check_unsafe(const char *api)
+/* The unsafe forms leave the IRQL alone: the caller must keep APCs off.
+ * Fast and guarded mutexes share them. */
+static void acquire_unsafe(PFAST_MUTEX m, const char *api)
 {
-    if (!owfp_irql_check_max(APC_LEVEL, api))
+    if (!initialized(m, api))
         return;
-    if (!KeAreApcsDisabled())
+    if (owfp_irql_check_max(APC_LEVEL, api) && !KeAreApcsDisabled())
         owfp_kernel_finding("lock violation: %s at PASSIVE_LEVEL outside a critical or guarded "
                             "region",
                             api);
+    take(m, true, api);
+}
+
+static void release_unsafe(PFAST_MUTEX m, const char *api)
+{
+    if (initialized(m, api))
+        give(m, api);
 }
 
 VOID NTAPI ExInitializeFastMutex(PFAST_MUTEX FastMutex)
@@ -90,35 +98,31 @@ VOID NTAPI ExInitializeFastMutex(PFAST_MUTEX FastMutex)
     init(FastMutex);
 }
 
-VOID FASTCALL ExAcquireFastMutex(PFAST_MUTEX FastMutex)
+/* A fast mutex raises to APC_LEVEL for as long as it is held. */
+static bool acquire_fast(PFAST_MUTEX m, bool wait, const char *api)
 {
-    const char *api = "ExAcquireFastMutex";
-    if (!initialized(FastMutex, api))
-        return;
+    if (!initialized(m, api))
+        return false;
     owfp_irql_check_max(APC_LEVEL, api);
     KIRQL old = owfp_irql;
     if (old < APC_LEVEL)
         owfp_irql = APC_LEVEL;
-    if (!take(FastMutex, true, api)) {
+    if (!take(m, wait, api)) {
         owfp_irql = old;
-        return;
+        return false;
     }
-    FastMutex->OldIrql = old;
+    m->OldIrql = old;
+    return true;
+}
+
+VOID FASTCALL ExAcquireFastMutex(PFAST_MUTEX FastMutex)
+{
+    acquire_fast(FastMutex, true, "ExAcquireFastMutex");
 }
 
 BOOLEAN FASTCALL ExTryToAcquireFastMutex(PFAST_MUTEX FastMutex)
 {
-    const char *api = "ExTryToAcquireFastMutex";
-    if (!initialized(FastMutex, api))
-        return FALSE;
-    owfp_irql_check_max(APC_LEVEL, api);
-    KIRQL old = owfp_irql;
-    if (!take(FastMutex, false, api))
-        return FALSE;
-    if (old < APC_LEVEL)
-        owfp_irql = APC_LEVEL;
-    FastMutex->OldIrql = old;
-    return TRUE;
+    return acquire_fast(FastMutex, false, "ExTryToAcquireFastMutex");
 }
 
 VOID FASTCALL ExReleaseFastMutex(PFAST_MUTEX FastMutex)
@@ -130,23 +134,18 @@ VOID FASTCALL ExReleaseFastMutex(PFAST_MUTEX FastMutex)
     if (!give(FastMutex, api))
         return;
     if (owfp_irql != APC_LEVEL && !(old > APC_LEVEL && owfp_irql == old))
-        owfp_kernel_finding("IRQL violation: ExReleaseFastMutex at %s", owfp_irql_name(owfp_irql));
+        owfp_irql_violation(api);
     owfp_irql = old;
 }
 
 VOID FASTCALL ExAcquireFastMutexUnsafe(PFAST_MUTEX FastMutex)
 {
-    const char *api = "ExAcquireFastMutexUnsafe";
-    if (!initialized(FastMutex, api))
-        return;
-    check_unsafe(api);
-    take(FastMutex, true, api);
+    acquire_unsafe(FastMutex, "ExAcquireFastMutexUnsafe");
 }
 
 VOID FASTCALL ExReleaseFastMutexUnsafe(PFAST_MUTEX FastMutex)
 {
-    if (initialized(FastMutex, "ExReleaseFastMutexUnsafe"))
-        give(FastMutex, "ExReleaseFastMutexUnsafe");
+    release_unsafe(FastMutex, "ExReleaseFastMutexUnsafe");
 }
 
 VOID FASTCALL KeInitializeGuardedMutex(PKGUARDED_MUTEX Mutex)
@@ -154,28 +153,27 @@ VOID FASTCALL KeInitializeGuardedMutex(PKGUARDED_MUTEX Mutex)
     init(Mutex);
 }
 
-VOID FASTCALL KeAcquireGuardedMutex(PKGUARDED_MUTEX Mutex)
+/* A guarded mutex holds a guarded region for as long as it is held. */
+static bool acquire_guarded(PKGUARDED_MUTEX m, bool wait, const char *api)
 {
-    const char *api = "KeAcquireGuardedMutex";
-    if (!initialized(Mutex, api))
-        return;
+    if (!initialized(m, api))
+        return false;
     owfp_irql_check_max(APC_LEVEL, api);
     KeEnterGuardedRegion();
-    if (!take(Mutex, true, api))
-        KeLeaveGuardedRegion();
+    if (take(m, wait, api))
+        return true;
+    KeLeaveGuardedRegion();
+    return false;
+}
+
+VOID FASTCALL KeAcquireGuardedMutex(PKGUARDED_MUTEX Mutex)
+{
+    acquire_guarded(Mutex, true, "KeAcquireGuardedMutex");
 }
 
 BOOLEAN FASTCALL KeTryToAcquireGuardedMutex(PKGUARDED_MUTEX Mutex)
 {
-    const char *api = "KeTryToAcquireGuardedMutex";
-    if (!initialized(Mutex, api))
-        return FALSE;
-    owfp_irql_check_max(APC_LEVEL, api);
-    KeEnterGuardedRegion();
-    if (take(Mutex, false, api))
-        return TRUE;
-    KeLeaveGuardedRegion();
-    return FALSE;
+    return acquire_guarded(Mutex, false, "KeTryToAcquireGuardedMutex");
 }
 
 VOID FASTCALL KeReleaseGuardedMutex(PKGUARDED_MUTEX Mutex)
@@ -186,15 +184,10 @@ VOID FASTCALL KeReleaseGuardedMutex(PKGUARDED_MUTEX Mutex)
 
 VOID FASTCALL KeAcquireGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex)
 {
-    const char *api = "KeAcquireGuardedMutexUnsafe";
-    if (!initialized(Mutex, api))
-        return;
-    check_unsafe(api);
-    take(Mutex, true, api);
+    acquire_unsafe(Mutex, "KeAcquireGuardedMutexUnsafe");
 }
 
 VOID FASTCALL KeReleaseGuardedMutexUnsafe(PKGUARDED_MUTEX Mutex)
 {
-    if (initialized(Mutex, "KeReleaseGuardedMutexUnsafe"))
-        give(Mutex, "KeReleaseGuardedMutexUnsafe");
+    release_unsafe(Mutex, "KeReleaseGuardedMutexUnsafe");
 }

@@ -22,14 +22,14 @@
 struct sink {
     void *buf;
     bool wide;
-    size_t cap; /* units, terminator included */
-    size_t len; /* units the full result needs, terminator excluded */
+    size_t room; /* units for the text: cap, less one for a terminator */
+    size_t len;  /* units the full result needs, terminator excluded */
 };
 
 /* `c` is one unit of the source text; `from_wide` says which width. */
 static void put_from(struct sink *k, unsigned c, bool from_wide)
 {
-    if (k->len + 1 < k->cap) {
+    if (k->len < k->room) {
         if (k->wide)
             ((WCHAR *)k->buf)[k->len] = (WCHAR)c;
         else
@@ -69,18 +69,15 @@ static void emit_string(struct sink *k, const struct spec *sp, const void *s, bo
     size_t limit = sp->prec >= 0 ? (size_t)sp->prec : SIZE_MAX;
     if (count != SIZE_MAX) {
         n = count < limit ? count : limit;
-    } else if (wide) {
-        while (n < limit && ((const WCHAR *)s)[n])
-            n++;
     } else {
-        while (n < limit && ((const char *)s)[n])
+        while (n < limit && owfp_unit_at(s, wide, n))
             n++;
     }
     long fill = sp->width > (long)n ? sp->width - (long)n : 0;
     if (!sp->left)
         pad(k, ' ', fill);
     for (size_t i = 0; i < n; i++)
-        put_from(k, wide ? ((const WCHAR *)s)[i] : (unsigned char)((const char *)s)[i], wide);
+        put_from(k, owfp_unit_at(s, wide, i), wide);
     if (sp->left)
         pad(k, ' ', fill);
 }
@@ -123,16 +120,21 @@ static void emit_integer(struct sink *k, const struct spec *sp, unsigned long lo
 
 enum length { LEN_NONE, LEN_HH, LEN_H, LEN_L, LEN_64, LEN_PTR, LEN_W, LEN_LD };
 
-static unsigned fmt_at(const void *fmt, bool wide, size_t i)
+/* Whether %c/%s (`lower`) or %C/%S text with that length prefix is wide. */
+static bool text_is_wide(enum length len, bool lower, bool fmt_wide)
 {
-    return wide ? ((const WCHAR *)fmt)[i] : ((const unsigned char *)fmt)[i];
+    if (len == LEN_L || len == LEN_W)
+        return true;
+    if (len == LEN_H)
+        return false;
+    return lower == fmt_wide;
 }
 
 static long read_number(const void *fmt, bool wide, size_t *i)
 {
     long v = 0;
     unsigned c;
-    while ((c = fmt_at(fmt, wide, *i)) >= '0' && c <= '9') {
+    while ((c = owfp_unit_at(fmt, wide, *i)) >= '0' && c <= '9') {
         if (v < 100000000)
             v = v * 10 + (long)(c - '0');
         (*i)++;
@@ -173,15 +175,15 @@ static void emit_float(struct sink *k, const struct spec *sp, unsigned conv, enu
         put(k, (unsigned char)*p);
 }
 
-size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool fmt_wide,
-                   va_list ap_in)
+size_t owfp_format(void *out, bool out_wide, size_t cap, bool terminate, const void *fmt,
+                   bool fmt_wide, va_list ap_in)
 {
-    struct sink k = {out, out_wide, cap, 0};
+    struct sink k = {out, out_wide, terminate && cap ? cap - 1 : cap, 0};
     va_list ap;
     va_copy(ap, ap_in);
     size_t i = 0;
     unsigned c;
-    while ((c = fmt_at(fmt, fmt_wide, i++)) != 0) {
+    while ((c = owfp_unit_at(fmt, fmt_wide, i++)) != 0) {
         if (c != '%') {
             put_from(&k, c, fmt_wide);
             continue;
@@ -189,7 +191,7 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
         size_t spec_start = i - 1;
         struct spec sp = {false, false, false, false, false, 0, -1};
         for (;; i++) {
-            unsigned f = fmt_at(fmt, fmt_wide, i);
+            unsigned f = owfp_unit_at(fmt, fmt_wide, i);
             if (f == '-')
                 sp.left = true;
             else if (f == '+')
@@ -203,7 +205,7 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
             else
                 break;
         }
-        if (fmt_at(fmt, fmt_wide, i) == '*') {
+        if (owfp_unit_at(fmt, fmt_wide, i) == '*') {
             i++;
             int w = va_arg(ap, int);
             if (w < 0) {
@@ -214,9 +216,9 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
         } else {
             sp.width = read_number(fmt, fmt_wide, &i);
         }
-        if (fmt_at(fmt, fmt_wide, i) == '.') {
+        if (owfp_unit_at(fmt, fmt_wide, i) == '.') {
             i++;
-            if (fmt_at(fmt, fmt_wide, i) == '*') {
+            if (owfp_unit_at(fmt, fmt_wide, i) == '*') {
                 i++;
                 int p = va_arg(ap, int);
                 sp.prec = p < 0 ? -1 : p;
@@ -225,11 +227,11 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
             }
         }
         enum length len = LEN_NONE;
-        unsigned l = fmt_at(fmt, fmt_wide, i);
+        unsigned l = owfp_unit_at(fmt, fmt_wide, i);
         if (l == 'h') {
-            len = fmt_at(fmt, fmt_wide, ++i) == 'h' ? (i++, LEN_HH) : LEN_H;
+            len = owfp_unit_at(fmt, fmt_wide, ++i) == 'h' ? (i++, LEN_HH) : LEN_H;
         } else if (l == 'l') {
-            len = fmt_at(fmt, fmt_wide, ++i) == 'l' ? (i++, LEN_64) : LEN_L;
+            len = owfp_unit_at(fmt, fmt_wide, ++i) == 'l' ? (i++, LEN_64) : LEN_L;
         } else if (l == 'w') {
             i++;
             len = LEN_W;
@@ -241,17 +243,19 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
             len = LEN_PTR;
         } else if (l == 'I') {
             i++;
-            if (fmt_at(fmt, fmt_wide, i) == '6' && fmt_at(fmt, fmt_wide, i + 1) == '4') {
+            unsigned a = owfp_unit_at(fmt, fmt_wide, i);
+            unsigned b = a ? owfp_unit_at(fmt, fmt_wide, i + 1) : 0;
+            if (a == '6' && b == '4') {
                 i += 2;
                 len = LEN_64;
-            } else if (fmt_at(fmt, fmt_wide, i) == '3' && fmt_at(fmt, fmt_wide, i + 1) == '2') {
+            } else if (a == '3' && b == '2') {
                 i += 2;
                 len = LEN_L;
             } else {
                 len = LEN_PTR;
             }
         }
-        unsigned conv = fmt_at(fmt, fmt_wide, i);
+        unsigned conv = owfp_unit_at(fmt, fmt_wide, i);
         if (conv == 0)
             break; /* a lone '%' at the end prints nothing */
         i++;
@@ -300,9 +304,7 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
         case 'c':
         case 'C': {
             unsigned ch = (unsigned)va_arg(ap, int);
-            bool wide = len == LEN_L || len == LEN_W ? true
-                        : len == LEN_H               ? false
-                                                     : (conv == 'c') == fmt_wide;
+            bool wide = text_is_wide(len, conv == 'c', fmt_wide);
             ch = wide ? (WCHAR)ch : (unsigned char)ch;
             struct spec cs = sp;
             cs.prec = -1;
@@ -318,9 +320,7 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
         case 's':
         case 'S': {
             const void *s = va_arg(ap, const void *);
-            bool wide = len == LEN_L || len == LEN_W ? true
-                        : len == LEN_H               ? false
-                                                     : (conv == 's') == fmt_wide;
+            bool wide = text_is_wide(len, conv == 's', fmt_wide);
             emit_string(&k, &sp, s, wide, SIZE_MAX);
             break;
         }
@@ -359,13 +359,13 @@ size_t owfp_format(void *out, bool out_wide, size_t cap, const void *fmt, bool f
         default:
             /* Not a conversion: print it as written. */
             for (size_t j = spec_start; j < i; j++)
-                put_from(&k, fmt_at(fmt, fmt_wide, j), fmt_wide);
+                put_from(&k, owfp_unit_at(fmt, fmt_wide, j), fmt_wide);
             break;
         }
     }
     va_end(ap);
-    if (cap) {
-        size_t end = k.len < cap ? k.len : cap - 1;
+    if (terminate && cap) {
+        size_t end = k.len < k.room ? k.len : k.room;
         if (out_wide)
             ((WCHAR *)out)[end] = 0;
         else

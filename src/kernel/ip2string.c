@@ -84,18 +84,6 @@ PWSTR NTAPI RtlIpv6AddressToStringW(const void *Addr, PWSTR S)
 
 /* ---- parsing ---------------------------------------------------------------- */
 
-typedef unsigned (*char_at)(const void *s, size_t i);
-
-static unsigned narrow_at(const void *s, size_t i)
-{
-    return ((const unsigned char *)s)[i];
-}
-
-static unsigned wide_at(const void *s, size_t i)
-{
-    return ((const WCHAR *)s)[i];
-}
-
 static int digit(unsigned c, unsigned base)
 {
     unsigned d = c >= '0' && c <= '9'   ? c - '0'
@@ -106,16 +94,16 @@ static int digit(unsigned c, unsigned base)
 }
 
 /* Parses from character i0; returns the characters consumed (0 = no address). */
-static size_t parse_v4(char_at at, const void *s, size_t i0, bool strict, UCHAR out[4])
+static size_t parse_v4(const void *s, bool wide, size_t i0, bool strict, UCHAR out[4])
 {
     uint64_t part[4];
     int parts = 0;
     size_t i = i0;
     for (;;) {
         unsigned base = 10;
-        if (!strict && at(s, i) == '0') {
+        if (!strict && owfp_unit_at(s, wide, i) == '0') {
             base = 8;
-            if (at(s, i + 1) == 'x' || at(s, i + 1) == 'X') {
+            if (owfp_unit_at(s, wide, i + 1) == 'x' || owfp_unit_at(s, wide, i + 1) == 'X') {
                 base = 16;
                 i += 2;
             }
@@ -123,7 +111,7 @@ static size_t parse_v4(char_at at, const void *s, size_t i0, bool strict, UCHAR 
         size_t start = i;
         uint64_t v = 0;
         int d;
-        while ((d = digit(at(s, i), base)) >= 0) {
+        while ((d = digit(owfp_unit_at(s, wide, i), base)) >= 0) {
             v = v * base + (unsigned)d;
             if (v > 0xFFFFFFFFu)
                 return 0;
@@ -132,7 +120,7 @@ static size_t parse_v4(char_at at, const void *s, size_t i0, bool strict, UCHAR 
         if (i == start || (strict && v > 255))
             return 0;
         part[parts++] = v;
-        if (parts == 4 || at(s, i) != '.')
+        if (parts == 4 || owfp_unit_at(s, wide, i) != '.')
             break;
         i++;
     }
@@ -153,32 +141,32 @@ static size_t parse_v4(char_at at, const void *s, size_t i0, bool strict, UCHAR 
     return i - i0;
 }
 
-static size_t parse_v6(char_at at, const void *s, UCHAR out[16])
+static size_t parse_v6(const void *s, bool wide, UCHAR out[16])
 {
     uint16_t g[8] = {0};
     int n = 0, gap = -1;
     size_t i = 0;
-    if (at(s, 0) == ':') {
-        if (at(s, 1) != ':')
+    if (owfp_unit_at(s, wide, 0) == ':') {
+        if (owfp_unit_at(s, wide, 1) != ':')
             return 0;
         gap = 0;
         i = 2;
-        if (at(s, i) == ':')
+        if (owfp_unit_at(s, wide, i) == ':')
             return 0;
     }
     while (n < 8) {
         size_t start = i;
         unsigned v = 0;
         int d;
-        while (i - start < 4 && (d = digit(at(s, i), 16)) >= 0) {
+        while (i - start < 4 && (d = digit(owfp_unit_at(s, wide, i), 16)) >= 0) {
             v = v * 16 + (unsigned)d;
             i++;
         }
         if (i == start)
             break;
-        if (at(s, i) == '.' && n <= 6) { /* trailing dotted IPv4 */
+        if (owfp_unit_at(s, wide, i) == '.' && n <= 6) { /* trailing dotted IPv4 */
             UCHAR v4[4];
-            size_t used = parse_v4(at, s, start, true, v4);
+            size_t used = parse_v4(s, wide, start, true, v4);
             if (!used)
                 return 0;
             g[n++] = (uint16_t)(v4[0] << 8 | v4[1]);
@@ -187,17 +175,17 @@ static size_t parse_v6(char_at at, const void *s, UCHAR out[16])
             break;
         }
         g[n++] = (uint16_t)v;
-        if (at(s, i) != ':')
+        if (owfp_unit_at(s, wide, i) != ':')
             break;
-        if (at(s, i + 1) == ':') {
+        if (owfp_unit_at(s, wide, i + 1) == ':') {
             if (gap >= 0)
                 return 0;
             gap = n;
             i += 2;
-            if (at(s, i) == ':')
+            if (owfp_unit_at(s, wide, i) == ':')
                 return 0;
         } else {
-            if (digit(at(s, i + 1), 16) < 0)
+            if (digit(owfp_unit_at(s, wide, i + 1), 16) < 0)
                 return 0;
             i++;
         }
@@ -222,50 +210,45 @@ static size_t parse_v6(char_at at, const void *s, UCHAR out[16])
     return i;
 }
 
+/* Parses the IPv4 or IPv6 address S starts with into Addr (4 or 16 bytes);
+ * returns the characters used, 0 when none parses (Addr untouched). */
+static size_t parse(const void *S, bool wide, bool v6, bool strict, void *Addr)
+{
+    UCHAR a[16];
+    size_t n = !S ? 0 : v6 ? parse_v6(S, wide, a) : parse_v4(S, wide, 0, strict, a);
+    if (n)
+        memcpy(Addr, a, v6 ? 16 : 4);
+    return n;
+}
+
 NTSTATUS NTAPI RtlIpv4StringToAddressA(PCSTR S, BOOLEAN Strict, PCSTR *Terminator, void *Addr)
 {
-    UCHAR a[4];
-    size_t n = S ? parse_v4(narrow_at, S, 0, Strict, a) : 0;
+    size_t n = parse(S, false, false, Strict, Addr);
     if (Terminator)
         *Terminator = S ? S + n : S;
-    if (!n)
-        return STATUS_INVALID_PARAMETER;
-    memcpy(Addr, a, 4);
-    return STATUS_SUCCESS;
+    return n ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
 }
 
 NTSTATUS NTAPI RtlIpv4StringToAddressW(PCWSTR S, BOOLEAN Strict, PCWSTR *Terminator, void *Addr)
 {
-    UCHAR a[4];
-    size_t n = S ? parse_v4(wide_at, S, 0, Strict, a) : 0;
+    size_t n = parse(S, true, false, Strict, Addr);
     if (Terminator)
         *Terminator = S ? S + n : S;
-    if (!n)
-        return STATUS_INVALID_PARAMETER;
-    memcpy(Addr, a, 4);
-    return STATUS_SUCCESS;
+    return n ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
 }
 
 NTSTATUS NTAPI RtlIpv6StringToAddressA(PCSTR S, PCSTR *Terminator, void *Addr)
 {
-    UCHAR a[16];
-    size_t n = S ? parse_v6(narrow_at, S, a) : 0;
+    size_t n = parse(S, false, true, false, Addr);
     if (Terminator)
         *Terminator = S ? S + n : S;
-    if (!n)
-        return STATUS_INVALID_PARAMETER;
-    memcpy(Addr, a, 16);
-    return STATUS_SUCCESS;
+    return n ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
 }
 
 NTSTATUS NTAPI RtlIpv6StringToAddressW(PCWSTR S, PCWSTR *Terminator, void *Addr)
 {
-    UCHAR a[16];
-    size_t n = S ? parse_v6(wide_at, S, a) : 0;
+    size_t n = parse(S, true, true, false, Addr);
     if (Terminator)
         *Terminator = S ? S + n : S;
-    if (!n)
-        return STATUS_INVALID_PARAMETER;
-    memcpy(Addr, a, 16);
-    return STATUS_SUCCESS;
+    return n ? STATUS_SUCCESS : STATUS_INVALID_PARAMETER;
 }

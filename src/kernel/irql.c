@@ -22,12 +22,9 @@ const char *owfp_irql_name(KIRQL level)
     }
 }
 
-bool owfp_irql_check_max(KIRQL max, const char *api)
+void owfp_irql_violation(const char *api)
 {
-    if (owfp_irql <= max)
-        return true;
     owfp_kernel_finding("IRQL violation: %s at %s", api, owfp_irql_name(owfp_irql));
-    return false;
 }
 
 void owfp_irql_callout_returned_at(unsigned char level, const char *what)

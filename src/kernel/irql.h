@@ -8,7 +8,8 @@
 
 extern _Thread_local unsigned char owfp_irql;
 
-/* Records that a callout returned at another IRQL than it was called at. */
+/* Records that a callout (or a DPC or work item routine) returned at another
+ * IRQL than it was called at; `what` names it. */
 void owfp_irql_callout_returned_at(unsigned char level, const char *what);
 
 /* Windows calls classifyFn, notifyFn and flowDeleteFn at ≤ DISPATCH_LEVEL and

@@ -45,13 +45,21 @@ static void call_free(PGENERAL_LOOKASIDE L, PVOID entry)
         ExFreePool(entry);
 }
 
-static PVOID allocate(PGENERAL_LOOKASIDE L, const char *api)
+/* The IRQL check every call makes (`max`: APC_LEVEL for the paged lists),
+ * then whether the list is initialized. */
+static bool usable(PGENERAL_LOOKASIDE L, KIRQL max, const char *api)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, api);
-    if (!L->OwfpLive) {
-        owfp_kernel_finding("lookaside violation: %s on a list that is not initialized", api);
+    owfp_irql_check_max(max, api);
+    if (L->OwfpLive)
+        return true;
+    owfp_kernel_finding("lookaside violation: %s on a list that is not initialized", api);
+    return false;
+}
+
+static PVOID allocate(PGENERAL_LOOKASIDE L, KIRQL max, const char *api)
+{
+    if (!usable(L, max, api))
         return NULL;
-    }
     owfp_spin_raw_acquire(&L->OwfpLock);
     L->TotalAllocates++;
     PSINGLE_LIST_ENTRY e = PopEntryList(&L->ListHead);
@@ -63,13 +71,10 @@ static PVOID allocate(PGENERAL_LOOKASIDE L, const char *api)
     return e ? (PVOID)e : call_allocate(L);
 }
 
-static void free_to(PGENERAL_LOOKASIDE L, PVOID entry, const char *api)
+static void free_to(PGENERAL_LOOKASIDE L, PVOID entry, KIRQL max, const char *api)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, api);
-    if (!L->OwfpLive) {
-        owfp_kernel_finding("lookaside violation: %s on a list that is not initialized", api);
+    if (!usable(L, max, api))
         return;
-    }
     owfp_spin_raw_acquire(&L->OwfpLock);
     L->TotalFrees++;
     bool keep = L->OwfpCount < L->Depth;
@@ -98,14 +103,22 @@ static void flush(PGENERAL_LOOKASIDE L)
     }
 }
 
-static void delete_list(PGENERAL_LOOKASIDE L, const char *api)
+static void delete_list(PGENERAL_LOOKASIDE L, KIRQL max, const char *api)
 {
-    if (!L->OwfpLive) {
-        owfp_kernel_finding("lookaside violation: %s on a list that is not initialized", api);
+    if (!usable(L, max, api))
         return;
-    }
     flush(L);
     L->OwfpLive = 0;
+}
+
+/* The two lists without Ex: only the pool type and IRQL limit differ. */
+static void init_classic(PGENERAL_LOOKASIDE L, POOL_TYPE type, PALLOCATE_FUNCTION Allocate,
+                         PFREE_FUNCTION Free, SIZE_T Size, ULONG Tag, const char *api)
+{
+    owfp_irql_check_max(type == PagedPool ? APC_LEVEL : DISPATCH_LEVEL, api);
+    init(L, false, type, Size, Tag);
+    L->Allocate = Allocate;
+    L->Free = Free;
 }
 
 VOID NTAPI ExInitializeNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside,
@@ -114,26 +127,23 @@ VOID NTAPI ExInitializeNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside,
 {
     (void)Flags;
     (void)Depth; /* reserved: must be zero */
-    owfp_irql_check_max(DISPATCH_LEVEL, "ExInitializeNPagedLookasideList");
-    init(&Lookaside->L, false, NonPagedPool, Size, Tag);
-    Lookaside->L.Allocate = Allocate;
-    Lookaside->L.Free = Free;
+    init_classic(&Lookaside->L, NonPagedPool, Allocate, Free, Size, Tag,
+                 "ExInitializeNPagedLookasideList");
 }
 
 PVOID NTAPI ExAllocateFromNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside)
 {
-    return allocate(&Lookaside->L, "ExAllocateFromNPagedLookasideList");
+    return allocate(&Lookaside->L, DISPATCH_LEVEL, "ExAllocateFromNPagedLookasideList");
 }
 
 VOID NTAPI ExFreeToNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry)
 {
-    free_to(&Lookaside->L, Entry, "ExFreeToNPagedLookasideList");
+    free_to(&Lookaside->L, Entry, DISPATCH_LEVEL, "ExFreeToNPagedLookasideList");
 }
 
 VOID NTAPI ExDeleteNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, "ExDeleteNPagedLookasideList");
-    delete_list(&Lookaside->L, "ExDeleteNPagedLookasideList");
+    delete_list(&Lookaside->L, DISPATCH_LEVEL, "ExDeleteNPagedLookasideList");
 }
 
 VOID NTAPI ExInitializePagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside,
@@ -142,28 +152,23 @@ VOID NTAPI ExInitializePagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside,
 {
     (void)Flags;
     (void)Depth;
-    owfp_irql_check_max(APC_LEVEL, "ExInitializePagedLookasideList");
-    init(&Lookaside->L, false, PagedPool, Size, Tag);
-    Lookaside->L.Allocate = Allocate;
-    Lookaside->L.Free = Free;
+    init_classic(&Lookaside->L, PagedPool, Allocate, Free, Size, Tag,
+                 "ExInitializePagedLookasideList");
 }
 
 PVOID NTAPI ExAllocateFromPagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside)
 {
-    owfp_irql_check_max(APC_LEVEL, "ExAllocateFromPagedLookasideList");
-    return allocate(&Lookaside->L, "ExAllocateFromPagedLookasideList");
+    return allocate(&Lookaside->L, APC_LEVEL, "ExAllocateFromPagedLookasideList");
 }
 
 VOID NTAPI ExFreeToPagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry)
 {
-    owfp_irql_check_max(APC_LEVEL, "ExFreeToPagedLookasideList");
-    free_to(&Lookaside->L, Entry, "ExFreeToPagedLookasideList");
+    free_to(&Lookaside->L, Entry, APC_LEVEL, "ExFreeToPagedLookasideList");
 }
 
 VOID NTAPI ExDeletePagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside)
 {
-    owfp_irql_check_max(APC_LEVEL, "ExDeletePagedLookasideList");
-    delete_list(&Lookaside->L, "ExDeletePagedLookasideList");
+    delete_list(&Lookaside->L, APC_LEVEL, "ExDeletePagedLookasideList");
 }
 
 NTSTATUS NTAPI ExInitializeLookasideListEx(PLOOKASIDE_LIST_EX Lookaside,
@@ -186,18 +191,17 @@ NTSTATUS NTAPI ExInitializeLookasideListEx(PLOOKASIDE_LIST_EX Lookaside,
 
 PVOID NTAPI ExAllocateFromLookasideListEx(PLOOKASIDE_LIST_EX Lookaside)
 {
-    return allocate(&Lookaside->L, "ExAllocateFromLookasideListEx");
+    return allocate(&Lookaside->L, DISPATCH_LEVEL, "ExAllocateFromLookasideListEx");
 }
 
 VOID NTAPI ExFreeToLookasideListEx(PLOOKASIDE_LIST_EX Lookaside, PVOID Entry)
 {
-    free_to(&Lookaside->L, Entry, "ExFreeToLookasideListEx");
+    free_to(&Lookaside->L, Entry, DISPATCH_LEVEL, "ExFreeToLookasideListEx");
 }
 
 VOID NTAPI ExDeleteLookasideListEx(PLOOKASIDE_LIST_EX Lookaside)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, "ExDeleteLookasideListEx");
-    delete_list(&Lookaside->L, "ExDeleteLookasideListEx");
+    delete_list(&Lookaside->L, DISPATCH_LEVEL, "ExDeleteLookasideListEx");
 }
 
 VOID NTAPI ExFlushLookasideListEx(PLOOKASIDE_LIST_EX Lookaside)

@@ -8,36 +8,41 @@
 
 static _Thread_local unsigned critical_depth, guarded_depth;
 
+static void enter(unsigned *depth, const char *api)
+{
+    owfp_irql_check_max(APC_LEVEL, api);
+    ++*depth;
+}
+
+/* Leaving a region not entered is a finding and changes nothing. */
+static void leave(unsigned *depth, const char *api, const char *enter_api)
+{
+    owfp_irql_check_max(APC_LEVEL, api);
+    if (!*depth) {
+        owfp_kernel_finding("%s without %s", api, enter_api);
+        return;
+    }
+    --*depth;
+}
+
 VOID NTAPI KeEnterCriticalRegion(void)
 {
-    owfp_irql_check_max(APC_LEVEL, "KeEnterCriticalRegion");
-    critical_depth++;
+    enter(&critical_depth, "KeEnterCriticalRegion");
 }
 
 VOID NTAPI KeLeaveCriticalRegion(void)
 {
-    owfp_irql_check_max(APC_LEVEL, "KeLeaveCriticalRegion");
-    if (!critical_depth) {
-        owfp_kernel_finding("KeLeaveCriticalRegion without KeEnterCriticalRegion");
-        return;
-    }
-    critical_depth--;
+    leave(&critical_depth, "KeLeaveCriticalRegion", "KeEnterCriticalRegion");
 }
 
 VOID NTAPI KeEnterGuardedRegion(void)
 {
-    owfp_irql_check_max(APC_LEVEL, "KeEnterGuardedRegion");
-    guarded_depth++;
+    enter(&guarded_depth, "KeEnterGuardedRegion");
 }
 
 VOID NTAPI KeLeaveGuardedRegion(void)
 {
-    owfp_irql_check_max(APC_LEVEL, "KeLeaveGuardedRegion");
-    if (!guarded_depth) {
-        owfp_kernel_finding("KeLeaveGuardedRegion without KeEnterGuardedRegion");
-        return;
-    }
-    guarded_depth--;
+    leave(&guarded_depth, "KeLeaveGuardedRegion", "KeEnterGuardedRegion");
 }
 
 BOOLEAN NTAPI KeAreApcsDisabled(void)

@@ -49,7 +49,6 @@ struct reg_handle {
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reg_key *keys;       /* under reg_mu */
 static struct reg_handle *handles; /* open handles, under reg_mu */
-static unsigned long nhandles;
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -58,28 +57,28 @@ static char lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Appends `n` UTF-16 units to out[*len] as lower-case ASCII; false when a
- * unit is not printable ASCII or the path gets too long. */
-static bool append_wide(char *out, size_t *len, const WCHAR *s, size_t n)
+/* Appends `n` narrow or UTF-16 units to out[*len] as lower-case ASCII;
+ * false when a unit is not printable ASCII or the path gets too long. */
+static bool append_units(char *out, size_t *len, const void *s, bool wide, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < 0x20 || s[i] > 0x7e || *len + 1 >= PATH_MAX_LEN)
+        unsigned c = owfp_unit_at(s, wide, i);
+        if (c < 0x20 || c > 0x7e || *len + 1 >= PATH_MAX_LEN)
             return false;
-        out[(*len)++] = lower((char)s[i]);
+        out[(*len)++] = lower((char)c);
     }
     out[*len] = '\0';
     return true;
 }
 
+static bool append_wide(char *out, size_t *len, const WCHAR *s, size_t n)
+{
+    return append_units(out, len, s, true, n);
+}
+
 static bool append_narrow(char *out, size_t *len, const char *s)
 {
-    for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *len + 1 >= PATH_MAX_LEN)
-            return false;
-        out[(*len)++] = lower(*s);
-    }
-    out[*len] = '\0';
-    return true;
+    return append_units(out, len, s, false, strlen(s));
 }
 
 static void trim_path(char *path, size_t *len)
@@ -124,6 +123,14 @@ static int normalize(const char *in, char out[PATH_MAX_LEN])
         return -EINVAL;
     trim_path(out, &len);
     return 0;
+}
+
+static void free_value(struct reg_value *v)
+{
+    owfp_free(v->name);
+    owfp_free(v->display);
+    owfp_free(v->data);
+    owfp_free(v);
 }
 
 /* A copy of the first `len` characters of `s`, or NULL. */
@@ -219,17 +226,10 @@ static int set_value(const char *path, const char *name, ULONG type, const void 
         k->written = owfp_time_system();
     }
     pthread_mutex_unlock(&reg_mu);
-    if (old) {
-        owfp_free(old->name);
-        owfp_free(old->display);
-        owfp_free(old->data);
-        owfp_free(old);
-    }
+    if (old)
+        free_value(old);
     if (!k) {
-        owfp_free(v->name);
-        owfp_free(v->display);
-        owfp_free(v->data);
-        owfp_free(v);
+        free_value(v);
         return -ENOMEM;
     }
     return 0;
@@ -307,7 +307,9 @@ int owfp_registry_set_string(const char *path, const char *name, const char *utf
 unsigned long owfp_registry_open_handles(void)
 {
     pthread_mutex_lock(&reg_mu);
-    unsigned long n = nhandles;
+    unsigned long n = 0;
+    for (struct reg_handle *h = handles; h; h = h->next)
+        n++;
     pthread_mutex_unlock(&reg_mu);
     return n;
 }
@@ -319,7 +321,6 @@ void owfp_registry_clear(void)
     struct reg_handle *h = handles;
     keys = NULL;
     handles = NULL;
-    nhandles = 0;
     pthread_mutex_unlock(&reg_mu);
     while (h) {
         struct reg_handle *next = h->next;
@@ -330,10 +331,7 @@ void owfp_registry_clear(void)
         struct reg_key *next = k->next;
         for (struct reg_value *v = k->values; v;) {
             struct reg_value *vn = v->next;
-            owfp_free(v->name);
-            owfp_free(v->display);
-            owfp_free(v->data);
-            owfp_free(v);
+            free_value(v);
             v = vn;
         }
         owfp_free(k->path);
@@ -350,10 +348,8 @@ bool owfp_registry_close(HANDLE handle, NTSTATUS *status)
     while (*q && (HANDLE)*q != handle)
         q = &(*q)->next;
     struct reg_handle *h = *q;
-    if (h) {
+    if (h)
         *q = h->next;
-        nhandles--;
-    }
     pthread_mutex_unlock(&reg_mu);
     if (!h)
         return false;
@@ -401,7 +397,6 @@ static NTSTATUS open_handle(struct reg_key *k, PHANDLE out)
     h->key = k;
     h->next = handles;
     handles = h;
-    nhandles++;
     *out = (HANDLE)h;
     return STATUS_SUCCESS;
 }
@@ -507,24 +502,29 @@ static NTSTATUS value_info(const struct reg_value *v, KEY_VALUE_INFORMATION_CLAS
     }
 }
 
-static bool value_class_ok(KEY_VALUE_INFORMATION_CLASS cls)
+/* The checks ZwQueryValueKey and ZwEnumerateValueKey make before the key. */
+static NTSTATUS value_query_args(const char *api, KEY_VALUE_INFORMATION_CLASS cls, PVOID out,
+                                 ULONG length, PULONG result)
 {
-    return cls == KeyValueBasicInformation || cls == KeyValueFullInformation ||
-           cls == KeyValuePartialInformation;
+    if (!owfp_irql_check_max(PASSIVE_LEVEL, api))
+        return STATUS_INVALID_DEVICE_STATE;
+    if (!result || (length && !out) ||
+        (cls != KeyValueBasicInformation && cls != KeyValueFullInformation &&
+         cls != KeyValuePartialInformation))
+        return STATUS_INVALID_PARAMETER;
+    return STATUS_SUCCESS;
 }
 
 NTSTATUS NTAPI ZwQueryValueKey(HANDLE KeyHandle, PUNICODE_STRING ValueName,
                                KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
                                PVOID KeyValueInformation, ULONG Length, PULONG ResultLength)
 {
-    if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwQueryValueKey"))
-        return STATUS_INVALID_DEVICE_STATE;
-    if (!ResultLength || (Length && !KeyValueInformation) ||
-        !value_class_ok(KeyValueInformationClass))
-        return STATUS_INVALID_PARAMETER;
+    NTSTATUS st = value_query_args("ZwQueryValueKey", KeyValueInformationClass, KeyValueInformation,
+                                   Length, ResultLength);
+    if (!NT_SUCCESS(st))
+        return st;
     char name[PATH_MAX_LEN];
     bool name_ok = value_name(ValueName, name);
-    NTSTATUS st;
     pthread_mutex_lock(&reg_mu);
     struct reg_handle *h = find_handle(KeyHandle);
     struct reg_value *v = h && name_ok ? find_value(h->key, name) : NULL;
@@ -542,12 +542,10 @@ NTSTATUS NTAPI ZwEnumerateValueKey(HANDLE KeyHandle, ULONG Index,
                                    KEY_VALUE_INFORMATION_CLASS KeyValueInformationClass,
                                    PVOID KeyValueInformation, ULONG Length, PULONG ResultLength)
 {
-    if (!owfp_irql_check_max(PASSIVE_LEVEL, "ZwEnumerateValueKey"))
-        return STATUS_INVALID_DEVICE_STATE;
-    if (!ResultLength || (Length && !KeyValueInformation) ||
-        !value_class_ok(KeyValueInformationClass))
-        return STATUS_INVALID_PARAMETER;
-    NTSTATUS st;
+    NTSTATUS st = value_query_args("ZwEnumerateValueKey", KeyValueInformationClass,
+                                   KeyValueInformation, Length, ResultLength);
+    if (!NT_SUCCESS(st))
+        return st;
     pthread_mutex_lock(&reg_mu);
     struct reg_handle *h = find_handle(KeyHandle);
     struct reg_value *v = h ? h->key->values : NULL;
@@ -730,6 +728,112 @@ static PWSTR wide_name(const char *name)
     return w;
 }
 
+/* The key RtlQueryRegistryValues reads, as a normalized path; reg_mu held. */
+static NTSTATUS query_path(ULONG RelativeTo, PCWSTR Path, char path[PATH_MAX_LEN])
+{
+    ULONG base = RelativeTo & ~(ULONG)(RTL_REGISTRY_OPTIONAL | RTL_REGISTRY_HANDLE);
+    size_t len = 0;
+    if (RelativeTo & RTL_REGISTRY_HANDLE) {
+        NTSTATUS st = resolve((HANDLE)Path, NULL, path);
+        if (!NT_SUCCESS(st))
+            return st;
+    } else if (!Path) {
+        return STATUS_INVALID_PARAMETER;
+    } else if (base == RTL_REGISTRY_ABSOLUTE || base == RTL_REGISTRY_SERVICES) {
+        path[0] = '\0';
+        if (base == RTL_REGISTRY_SERVICES)
+            append_narrow(path, &len, SERVICES_ROOT);
+        if (!append_wide(path, &len, Path, owfp_wcslen(Path)) || !len || path[0] != '\\')
+            return STATUS_OBJECT_NAME_NOT_FOUND;
+        trim_path(path, &len);
+    } else {
+        return STATUS_NOT_SUPPORTED;
+    }
+    return find_key(path) ? STATUS_SUCCESS : STATUS_OBJECT_NAME_NOT_FOUND;
+}
+
+/* A copy of the value `name` of the key at `path`, taken under the lock. */
+static NTSTATUS read_value(const char *path, const char *name, struct value_copy *c,
+                           bool *found)
+{
+    pthread_mutex_lock(&reg_mu);
+    struct reg_key *k = find_key(path);
+    NTSTATUS st = k ? copy_value(k, name, c, found) : STATUS_OBJECT_NAME_NOT_FOUND;
+    pthread_mutex_unlock(&reg_mu);
+    return st;
+}
+
+/* An entry without a Name: every value of the key, each through the
+ * routine. The names are taken under the lock, each value read on its own. */
+static NTSTATUS query_all(PRTL_QUERY_REGISTRY_TABLE e, const char *path, PVOID Context)
+{
+    if (e->Flags & RTL_QUERY_REGISTRY_DIRECT)
+        return STATUS_INVALID_PARAMETER;
+    size_t count = 0;
+    pthread_mutex_lock(&reg_mu);
+    struct reg_key *k = find_key(path);
+    for (struct reg_value *v = k ? k->values : NULL; v; v = v->next)
+        count++;
+    char **names = owfp_calloc(count ? count : 1, sizeof(*names));
+    size_t i = 0;
+    for (struct reg_value *v = k ? k->values : NULL; names && v; v = v->next, i++)
+        names[i] = copy_n(v->display, strlen(v->display));
+    pthread_mutex_unlock(&reg_mu);
+    if (!names)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    NTSTATUS st = STATUS_SUCCESS;
+    for (i = 0; i < count; i++) {
+        struct value_copy c = {0};
+        bool found = false;
+        if (NT_SUCCESS(st))
+            st = names[i] ? read_value(path, names[i], &c, &found)
+                          : STATUS_INSUFFICIENT_RESOURCES;
+        if (NT_SUCCESS(st) && found) {
+            PWSTR w = wide_name(names[i]);
+            st = w ? query_entry(e, c.type, c.data, c.size, w, Context)
+                   : STATUS_INSUFFICIENT_RESOURCES;
+            owfp_free(w);
+        }
+        owfp_free(c.data);
+        owfp_free(names[i]);
+    }
+    owfp_free(names);
+    return st;
+}
+
+/* A named entry whose value is missing: its default, if it has one. */
+static NTSTATUS query_default(PRTL_QUERY_REGISTRY_TABLE e, PVOID Context)
+{
+    ULONG dtype = e->DefaultType & ((1u << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) - 1);
+    if (dtype == REG_NONE || !e->DefaultData)
+        return (e->Flags & RTL_QUERY_REGISTRY_REQUIRED) ? STATUS_OBJECT_NAME_NOT_FOUND
+                                                         : STATUS_SUCCESS;
+    ULONG size = e->DefaultLength;
+    if (!size && (dtype == REG_SZ || dtype == REG_EXPAND_SZ))
+        size = (ULONG)((owfp_wcslen(e->DefaultData) + 1) * sizeof(WCHAR));
+    else if (!size && dtype == REG_DWORD)
+        size = sizeof(ULONG);
+    return query_entry(e, dtype, e->DefaultData, size, e->Name, Context);
+}
+
+/* An entry with a Name: that value, else its default. */
+static NTSTATUS query_one(PRTL_QUERY_REGISTRY_TABLE e, const char *path, PVOID Context)
+{
+    char name[PATH_MAX_LEN];
+    size_t nlen = 0;
+    name[0] = '\0';
+    struct value_copy c = {0};
+    bool found = false;
+    NTSTATUS st = STATUS_SUCCESS;
+    if (append_wide(name, &nlen, e->Name, owfp_wcslen(e->Name)))
+        st = read_value(path, name, &c, &found);
+    if (NT_SUCCESS(st))
+        st = found ? query_entry(e, c.type, c.data, c.size, e->Name, Context)
+                   : query_default(e, Context);
+    owfp_free(c.data);
+    return st;
+}
+
 NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
                                       PRTL_QUERY_REGISTRY_TABLE QueryTable, PVOID Context,
                                       PVOID Environment)
@@ -738,109 +842,16 @@ NTSTATUS NTAPI RtlQueryRegistryValues(ULONG RelativeTo, PCWSTR Path,
         return STATUS_INVALID_DEVICE_STATE;
     if (!QueryTable || Environment)
         return Environment ? STATUS_NOT_SUPPORTED : STATUS_INVALID_PARAMETER;
-    ULONG base = RelativeTo & ~(ULONG)(RTL_REGISTRY_OPTIONAL | RTL_REGISTRY_HANDLE);
     char path[PATH_MAX_LEN];
-    size_t len = 0;
-    NTSTATUS st = STATUS_SUCCESS;
     pthread_mutex_lock(&reg_mu);
-    if (RelativeTo & RTL_REGISTRY_HANDLE) {
-        st = resolve((HANDLE)Path, NULL, path);
-    } else if (!Path) {
-        st = STATUS_INVALID_PARAMETER;
-    } else if (base == RTL_REGISTRY_ABSOLUTE || base == RTL_REGISTRY_SERVICES) {
-        path[0] = '\0';
-        if (base == RTL_REGISTRY_SERVICES)
-            append_narrow(path, &len, SERVICES_ROOT);
-        if (!append_wide(path, &len, Path, owfp_wcslen(Path)) || !len || path[0] != '\\')
-            st = STATUS_OBJECT_NAME_NOT_FOUND;
-        else
-            trim_path(path, &len);
-    } else {
-        st = STATUS_NOT_SUPPORTED;
-    }
-    if (NT_SUCCESS(st) && !find_key(path))
-        st = STATUS_OBJECT_NAME_NOT_FOUND;
+    NTSTATUS st = query_path(RelativeTo, Path, path);
     pthread_mutex_unlock(&reg_mu);
-
     for (PRTL_QUERY_REGISTRY_TABLE e = QueryTable; NT_SUCCESS(st) && (e->QueryRoutine || e->Name);
          e++) {
         if (e->Flags & (RTL_QUERY_REGISTRY_SUBKEY | RTL_QUERY_REGISTRY_TOPKEY |
-                        RTL_QUERY_REGISTRY_DELETE | RTL_QUERY_REGISTRY_NOVALUE)) {
-            st = STATUS_NOT_SUPPORTED;
-            break;
-        }
-        if (!e->Name) {
-            if (e->Flags & RTL_QUERY_REGISTRY_DIRECT) {
-                st = STATUS_INVALID_PARAMETER;
-                break;
-            }
-            /* Every value of the key, each through the routine. The names
-             * are taken under the lock, each value read on its own. */
-            char **names = NULL;
-            size_t count = 0;
-            pthread_mutex_lock(&reg_mu);
-            struct reg_key *k = find_key(path);
-            for (struct reg_value *v = k ? k->values : NULL; v; v = v->next)
-                count++;
-            names = owfp_calloc(count ? count : 1, sizeof(*names));
-            size_t i = 0;
-            for (struct reg_value *v = k ? k->values : NULL; names && v; v = v->next, i++)
-                names[i] = copy_n(v->display, strlen(v->display));
-            pthread_mutex_unlock(&reg_mu);
-            if (!names)
-                st = STATUS_INSUFFICIENT_RESOURCES;
-            for (i = 0; names && i < count; i++) {
-                struct value_copy c = {0};
-                bool found = false;
-                PWSTR w = NULL;
-                if (NT_SUCCESS(st) && !names[i])
-                    st = STATUS_INSUFFICIENT_RESOURCES;
-                if (NT_SUCCESS(st)) {
-                    pthread_mutex_lock(&reg_mu);
-                    k = find_key(path);
-                    st = k ? copy_value(k, names[i], &c, &found) : STATUS_OBJECT_NAME_NOT_FOUND;
-                    pthread_mutex_unlock(&reg_mu);
-                }
-                if (NT_SUCCESS(st) && found) {
-                    w = wide_name(names[i]);
-                    st = w ? query_entry(e, c.type, c.data, c.size, w, Context)
-                           : STATUS_INSUFFICIENT_RESOURCES;
-                }
-                owfp_free(w);
-                owfp_free(c.data);
-                owfp_free(names[i]);
-            }
-            owfp_free(names);
-            continue;
-        }
-
-        char name[PATH_MAX_LEN];
-        size_t nlen = 0;
-        name[0] = '\0';
-        struct value_copy c = {0};
-        bool found = false;
-        if (append_wide(name, &nlen, e->Name, owfp_wcslen(e->Name))) {
-            pthread_mutex_lock(&reg_mu);
-            struct reg_key *k = find_key(path);
-            st = k ? copy_value(k, name, &c, &found) : STATUS_OBJECT_NAME_NOT_FOUND;
-            pthread_mutex_unlock(&reg_mu);
-        }
-        if (NT_SUCCESS(st)) {
-            ULONG dtype = e->DefaultType & ((1u << RTL_QUERY_REGISTRY_TYPECHECK_SHIFT) - 1);
-            if (found) {
-                st = query_entry(e, c.type, c.data, c.size, e->Name, Context);
-            } else if (dtype != REG_NONE && e->DefaultData) {
-                ULONG size = e->DefaultLength;
-                if (!size && (dtype == REG_SZ || dtype == REG_EXPAND_SZ))
-                    size = (ULONG)((owfp_wcslen(e->DefaultData) + 1) * sizeof(WCHAR));
-                else if (!size && dtype == REG_DWORD)
-                    size = sizeof(ULONG);
-                st = query_entry(e, dtype, e->DefaultData, size, e->Name, Context);
-            } else if (e->Flags & RTL_QUERY_REGISTRY_REQUIRED) {
-                st = STATUS_OBJECT_NAME_NOT_FOUND;
-            }
-        }
-        owfp_free(c.data);
+                        RTL_QUERY_REGISTRY_DELETE | RTL_QUERY_REGISTRY_NOVALUE))
+            return STATUS_NOT_SUPPORTED;
+        st = e->Name ? query_one(e, path, Context) : query_all(e, path, Context);
     }
     return st;
 }

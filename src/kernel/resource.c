@@ -331,26 +331,29 @@ ULONG NTAPI ExGetSharedWaiterCount(PERESOURCE Resource)
     return waiters(Resource, false, "ExGetSharedWaiterCount");
 }
 
-PVOID NTAPI ExEnterCriticalRegionAndAcquireResourceExclusive(PERESOURCE Resource)
+/* The combined calls: the return value is opaque, as documented. */
+static PVOID enter_and_acquire(PERESOURCE r, enum access a, const char *api)
 {
     KeEnterCriticalRegion();
-    acquire(Resource, EXCLUSIVE, TRUE, "ExEnterCriticalRegionAndAcquireResourceExclusive");
-    return Resource;
+    acquire(r, a, TRUE, api);
+    return r;
+}
+
+PVOID NTAPI ExEnterCriticalRegionAndAcquireResourceExclusive(PERESOURCE Resource)
+{
+    return enter_and_acquire(Resource, EXCLUSIVE,
+                             "ExEnterCriticalRegionAndAcquireResourceExclusive");
 }
 
 PVOID NTAPI ExEnterCriticalRegionAndAcquireResourceShared(PERESOURCE Resource)
 {
-    KeEnterCriticalRegion();
-    acquire(Resource, SHARED, TRUE, "ExEnterCriticalRegionAndAcquireResourceShared");
-    return Resource;
+    return enter_and_acquire(Resource, SHARED, "ExEnterCriticalRegionAndAcquireResourceShared");
 }
 
 PVOID NTAPI ExEnterCriticalRegionAndAcquireSharedWaitForExclusive(PERESOURCE Resource)
 {
-    KeEnterCriticalRegion();
-    acquire(Resource, SHARED_WAIT_FOR_EXCLUSIVE, TRUE,
-            "ExEnterCriticalRegionAndAcquireSharedWaitForExclusive");
-    return Resource;
+    return enter_and_acquire(Resource, SHARED_WAIT_FOR_EXCLUSIVE,
+                             "ExEnterCriticalRegionAndAcquireSharedWaitForExclusive");
 }
 
 VOID FASTCALL ExReleaseResourceAndLeaveCriticalRegion(PERESOURCE Resource)

@@ -56,20 +56,33 @@ VOID NTAPI RtlInitString(PSTRING DestinationString, PCSZ SourceString)
     RtlInitAnsiString(DestinationString, SourceString);
 }
 
+/* Copies what fits of `len` bytes into `max` bytes at dst, whole units of
+ * `unit` bytes only, and terminates when a unit of room is left; returns the
+ * bytes copied. */
+static USHORT copy_counted(void *dst, USHORT max, const void *src, USHORT len, size_t unit)
+{
+    USHORT n = len < max ? len : max;
+    n = (USHORT)(n - n % unit);
+    memmove(dst, src, n);
+    if (n + unit <= max)
+        memset((char *)dst + n, 0, unit);
+    return n;
+}
+
 VOID NTAPI RtlCopyUnicodeString(PUNICODE_STRING DestinationString, PCUNICODE_STRING SourceString)
 {
-    if (!SourceString) {
-        DestinationString->Length = 0;
-        return;
-    }
-    USHORT n = SourceString->Length < DestinationString->MaximumLength
-                   ? SourceString->Length
-                   : DestinationString->MaximumLength;
-    n &= (USHORT)~1u; /* whole characters only */
-    memmove(DestinationString->Buffer, SourceString->Buffer, n);
-    DestinationString->Length = n;
-    if (n + sizeof(WCHAR) <= DestinationString->MaximumLength)
-        DestinationString->Buffer[n / sizeof(WCHAR)] = 0;
+    DestinationString->Length =
+        SourceString ? copy_counted(DestinationString->Buffer, DestinationString->MaximumLength,
+                                    SourceString->Buffer, SourceString->Length, sizeof(WCHAR))
+                     : 0;
+}
+
+VOID NTAPI RtlCopyString(PSTRING DestinationString, const STRING *SourceString)
+{
+    DestinationString->Length =
+        SourceString ? copy_counted(DestinationString->Buffer, DestinationString->MaximumLength,
+                                    SourceString->Buffer, SourceString->Length, 1)
+                     : 0;
 }
 
 /* Simple case mapping for ASCII and Latin-1, which covers device names,
@@ -125,27 +138,26 @@ BOOLEAN NTAPI RtlPrefixUnicodeString(PCUNICODE_STRING String1, PCUNICODE_STRING 
 
 /* ---- text to integer ------------------------------------------------------ */
 
-/* Shared by the ANSI and Unicode forms: `at(i)` is character i, `n` the
- * length. Leading blanks, an optional sign, then a 0x/0o/0b prefix when Base
- * is 0; digits stop at the first character that is not one. The value wraps
- * in 32 bits, as on Windows. */
-static NTSTATUS to_integer(unsigned (*at)(const void *, size_t), const void *s, size_t n,
-                           ULONG base, PULONG value)
+/* Shared by the ANSI and Unicode forms: `n` characters of `s`. Leading
+ * blanks, an optional sign, then a 0x/0o/0b prefix when Base is 0; digits
+ * stop at the first character that is not one. The value wraps in 32 bits,
+ * as on Windows. */
+static NTSTATUS to_integer(const void *s, bool wide, size_t n, ULONG base, PULONG value)
 {
     if (base != 0 && base != 2 && base != 8 && base != 10 && base != 16)
         return STATUS_INVALID_PARAMETER;
     if (!value)
         return STATUS_ACCESS_VIOLATION;
     size_t i = 0;
-    while (i < n && at(s, i) <= ' ')
+    while (i < n && owfp_unit_at(s, wide, i) <= ' ')
         i++;
     bool negative = false;
-    if (i < n && (at(s, i) == '-' || at(s, i) == '+'))
-        negative = at(s, i++) == '-';
+    if (i < n && (owfp_unit_at(s, wide, i) == '-' || owfp_unit_at(s, wide, i) == '+'))
+        negative = owfp_unit_at(s, wide, i++) == '-';
     if (base == 0) {
         base = 10;
-        if (i + 1 < n && at(s, i) == '0') {
-            unsigned p = at(s, i + 1);
+        if (i + 1 < n && owfp_unit_at(s, wide, i) == '0') {
+            unsigned p = owfp_unit_at(s, wide, i + 1);
             if (p == 'x' || p == 'X')
                 base = 16;
             else if (p == 'o' || p == 'O')
@@ -158,7 +170,7 @@ static NTSTATUS to_integer(unsigned (*at)(const void *, size_t), const void *s, 
     }
     ULONG v = 0;
     for (; i < n; i++) {
-        unsigned c = at(s, i), d;
+        unsigned c = owfp_unit_at(s, wide, i), d;
         if (c >= '0' && c <= '9')
             d = c - '0';
         else if (c >= 'a' && c <= 'f')
@@ -175,22 +187,12 @@ static NTSTATUS to_integer(unsigned (*at)(const void *, size_t), const void *s, 
     return STATUS_SUCCESS;
 }
 
-static unsigned wide_at(const void *s, size_t i)
-{
-    return ((const WCHAR *)s)[i];
-}
-
-static unsigned narrow_at(const void *s, size_t i)
-{
-    return ((const unsigned char *)s)[i];
-}
-
 NTSTATUS NTAPI RtlUnicodeStringToInteger(PCUNICODE_STRING String, ULONG Base, PULONG Value)
 {
-    return to_integer(wide_at, String->Buffer, String->Length / sizeof(WCHAR), Base, Value);
+    return to_integer(String->Buffer, true, String->Length / sizeof(WCHAR), Base, Value);
 }
 
 NTSTATUS NTAPI RtlCharToInteger(PCSZ String, ULONG Base, PULONG Value)
 {
-    return to_integer(narrow_at, String, String ? strlen(String) : 0, Base, Value);
+    return to_integer(String, false, String ? strlen(String) : 0, Base, Value);
 }

@@ -1,6 +1,6 @@
 /*
  * Counted-string conversions and editing: ANSI <-> Unicode, appending,
- * integers to text, upper-casing, and the ANSI compare and copy helpers.
+ * integers to text, upper-casing, and the ANSI compare helpers.
  *
  * "ANSI" is Latin-1 here: the host has no Windows code page, and Latin-1 is
  * the one whose every byte has a UTF-16 unit of the same value, so
@@ -50,23 +50,36 @@ static NTSTATUS destination(USHORT *maximum, void **buffer, size_t bytes, size_t
     return *maximum < bytes ? STATUS_BUFFER_OVERFLOW : STATUS_SUCCESS;
 }
 
+/* destination() for a UNICODE_STRING of `chars` characters. */
+static NTSTATUS unicode_destination(PUNICODE_STRING d, size_t chars, BOOLEAN allocate_it)
+{
+    void *buffer = d->Buffer;
+    NTSTATUS st = destination(&d->MaximumLength, &buffer, chars * sizeof(WCHAR), sizeof(WCHAR),
+                              allocate_it);
+    d->Buffer = buffer;
+    return st;
+}
+
+/* Sets the length to `chars` characters, terminated when there is room. */
+static void set_chars(PUNICODE_STRING d, size_t chars)
+{
+    d->Length = (USHORT)(chars * sizeof(WCHAR));
+    if ((chars + 1) * sizeof(WCHAR) <= d->MaximumLength)
+        d->Buffer[chars] = 0;
+}
+
 NTSTATUS NTAPI RtlAnsiStringToUnicodeString(PUNICODE_STRING DestinationString,
                                             PCANSI_STRING SourceString,
                                             BOOLEAN AllocateDestinationString)
 {
     owfp_irql_check_max(PASSIVE_LEVEL, "RtlAnsiStringToUnicodeString");
     size_t n = SourceString->Length;
-    void *buffer = DestinationString->Buffer;
-    NTSTATUS st = destination(&DestinationString->MaximumLength, &buffer, n * sizeof(WCHAR),
-                              sizeof(WCHAR), AllocateDestinationString);
+    NTSTATUS st = unicode_destination(DestinationString, n, AllocateDestinationString);
     if (!NT_SUCCESS(st))
         return st;
-    DestinationString->Buffer = buffer;
     for (size_t i = 0; i < n; i++)
         DestinationString->Buffer[i] = (WCHAR)(unsigned char)SourceString->Buffer[i];
-    DestinationString->Length = (USHORT)(n * sizeof(WCHAR));
-    if ((n + 1) * sizeof(WCHAR) <= DestinationString->MaximumLength)
-        DestinationString->Buffer[n] = 0;
+    set_chars(DestinationString, n);
     return STATUS_SUCCESS;
 }
 
@@ -155,9 +168,7 @@ static NTSTATUS to_text(ULONGLONG value, ULONG base, PUNICODE_STRING out, const 
         return STATUS_BUFFER_OVERFLOW;
     for (size_t i = 0; i < n; i++)
         out->Buffer[i] = digits[n - 1 - i];
-    out->Length = (USHORT)(n * sizeof(WCHAR));
-    if ((n + 1) * sizeof(WCHAR) <= out->MaximumLength)
-        out->Buffer[n] = 0;
+    set_chars(out, n);
     return STATUS_SUCCESS;
 }
 
@@ -191,17 +202,12 @@ NTSTATUS NTAPI RtlUpcaseUnicodeString(PUNICODE_STRING DestinationString,
 {
     owfp_irql_check_max(PASSIVE_LEVEL, "RtlUpcaseUnicodeString");
     size_t n = SourceString->Length / sizeof(WCHAR);
-    void *buffer = DestinationString->Buffer;
-    NTSTATUS st = destination(&DestinationString->MaximumLength, &buffer, n * sizeof(WCHAR),
-                              sizeof(WCHAR), AllocateDestinationString);
+    NTSTATUS st = unicode_destination(DestinationString, n, AllocateDestinationString);
     if (!NT_SUCCESS(st))
         return st;
-    DestinationString->Buffer = buffer;
     for (size_t i = 0; i < n; i++)
         DestinationString->Buffer[i] = RtlUpcaseUnicodeChar(SourceString->Buffer[i]);
-    DestinationString->Length = (USHORT)(n * sizeof(WCHAR));
-    if ((n + 1) * sizeof(WCHAR) <= DestinationString->MaximumLength)
-        DestinationString->Buffer[n] = 0;
+    set_chars(DestinationString, n);
     return STATUS_SUCCESS;
 }
 
@@ -229,19 +235,4 @@ BOOLEAN NTAPI RtlEqualString(const STRING *String1, const STRING *String2,
 {
     return String1->Length == String2->Length &&
            RtlCompareString(String1, String2, CaseInSensitive) == 0;
-}
-
-VOID NTAPI RtlCopyString(PSTRING DestinationString, const STRING *SourceString)
-{
-    if (!SourceString) {
-        DestinationString->Length = 0;
-        return;
-    }
-    USHORT n = SourceString->Length < DestinationString->MaximumLength
-                   ? SourceString->Length
-                   : DestinationString->MaximumLength;
-    memmove(DestinationString->Buffer, SourceString->Buffer, n);
-    DestinationString->Length = n;
-    if (n < DestinationString->MaximumLength)
-        DestinationString->Buffer[n] = '\0';
 }

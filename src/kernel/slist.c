@@ -78,26 +78,27 @@ PSLIST_ENTRY FASTCALL InterlockedPushEntrySList(PSLIST_HEADER ListHead, PSLIST_E
     return old;
 }
 
+/* Takes the first entry, or with `all` the whole list; NULL when empty. */
+static PSLIST_ENTRY take(PSLIST_HEADER h, bool all)
+{
+    PSLIST_ENTRY e = lock(h);
+    if (!e)
+        unlock_unchanged(h);
+    else if (all)
+        unlock(h, NULL, 0);
+    else
+        unlock(h, e->Next, depth_of(h) - 1);
+    return e;
+}
+
 PSLIST_ENTRY FASTCALL InterlockedPopEntrySList(PSLIST_HEADER ListHead)
 {
-    PSLIST_ENTRY e = lock(ListHead);
-    if (!e) {
-        unlock_unchanged(ListHead);
-        return NULL;
-    }
-    unlock(ListHead, e->Next, depth_of(ListHead) - 1);
-    return e;
+    return take(ListHead, false);
 }
 
 PSLIST_ENTRY FASTCALL InterlockedFlushSList(PSLIST_HEADER ListHead)
 {
-    PSLIST_ENTRY e = lock(ListHead);
-    if (!e) {
-        unlock_unchanged(ListHead);
-        return NULL;
-    }
-    unlock(ListHead, NULL, 0);
-    return e;
+    return take(ListHead, true);
 }
 
 USHORT NTAPI QueryDepthSList(PSLIST_HEADER ListHead)

@@ -32,9 +32,8 @@ static bool try_take(PKSPIN_LOCK lock, uintptr_t me)
                                        __ATOMIC_RELAXED);
 }
 
-void owfp_spin_raw_acquire(PKSPIN_LOCK lock)
+static void take(PKSPIN_LOCK lock, uintptr_t me)
 {
-    uintptr_t me = owfp_thread_token();
     /* A holder can be preempted in user space, so spinning gives way to the
      * scheduler after a short while instead of burning the time slice. */
     for (unsigned spins = 0; !try_take(lock, me); spins++) {
@@ -47,6 +46,11 @@ void owfp_spin_raw_acquire(PKSPIN_LOCK lock)
     }
 }
 
+void owfp_spin_raw_acquire(PKSPIN_LOCK lock)
+{
+    take(lock, owfp_thread_token());
+}
+
 void owfp_spin_raw_release(PKSPIN_LOCK lock)
 {
     __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
@@ -56,11 +60,12 @@ void owfp_spin_raw_release(PKSPIN_LOCK lock)
  * on Windows; here it is a finding and the lock stays as it is. */
 static bool acquire_checked(PKSPIN_LOCK lock, const char *api)
 {
-    if (__atomic_load_n(lock, __ATOMIC_RELAXED) == owfp_thread_token()) {
+    uintptr_t me = owfp_thread_token();
+    if (__atomic_load_n(lock, __ATOMIC_RELAXED) == me) {
         owfp_kernel_finding("lock violation: %s on a spin lock this thread already holds", api);
         return false;
     }
-    owfp_spin_raw_acquire(lock);
+    take(lock, me);
     return true;
 }
 
@@ -76,6 +81,38 @@ static void release_checked(PKSPIN_LOCK lock, const char *api)
                         owner ? "held by another thread" : "that is not held");
 }
 
+/* The acquiring forms that raise: to DISPATCH_LEVEL from at most there. */
+static KIRQL raise_to_dpc(const char *api)
+{
+    owfp_irql_check_max(DISPATCH_LEVEL, api);
+    KIRQL old = owfp_irql;
+    owfp_irql = DISPATCH_LEVEL;
+    return old;
+}
+
+/* The AtDpcLevel forms leave the IRQL alone: the caller must be there. */
+static void check_at_dpc(const char *api)
+{
+    if (owfp_irql < DISPATCH_LEVEL)
+        owfp_irql_violation(api);
+}
+
+/* A handle whose lock was not taken releases nothing later. */
+static void queue_acquire(PKSPIN_LOCK lock, PKLOCK_QUEUE_HANDLE handle, KIRQL old,
+                          const char *api)
+{
+    handle->OldIrql = old;
+    handle->LockQueue.Next = NULL;
+    handle->LockQueue.Lock = acquire_checked(lock, api) ? lock : NULL;
+}
+
+static void queue_release(PKLOCK_QUEUE_HANDLE handle, const char *api)
+{
+    if (handle->LockQueue.Lock)
+        release_checked(handle->LockQueue.Lock, api);
+    handle->LockQueue.Lock = NULL;
+}
+
 VOID NTAPI KeInitializeSpinLock(PKSPIN_LOCK SpinLock)
 {
     __atomic_store_n(SpinLock, 0, __ATOMIC_RELAXED);
@@ -83,9 +120,7 @@ VOID NTAPI KeInitializeSpinLock(PKSPIN_LOCK SpinLock)
 
 KIRQL NTAPI KeAcquireSpinLockRaiseToDpc(PKSPIN_LOCK SpinLock)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, "KeAcquireSpinLock");
-    KIRQL old = owfp_irql;
-    owfp_irql = DISPATCH_LEVEL;
+    KIRQL old = raise_to_dpc("KeAcquireSpinLock");
     acquire_checked(SpinLock, "KeAcquireSpinLock");
     return old;
 }
@@ -98,9 +133,7 @@ VOID NTAPI KeReleaseSpinLock(PKSPIN_LOCK SpinLock, KIRQL NewIrql)
 
 VOID NTAPI KeAcquireSpinLockAtDpcLevel(PKSPIN_LOCK SpinLock)
 {
-    if (owfp_irql < DISPATCH_LEVEL)
-        owfp_kernel_finding("IRQL violation: KeAcquireSpinLockAtDpcLevel at %s",
-                            owfp_irql_name(owfp_irql));
+    check_at_dpc("KeAcquireSpinLockAtDpcLevel");
     acquire_checked(SpinLock, "KeAcquireSpinLockAtDpcLevel");
 }
 
@@ -111,9 +144,7 @@ VOID NTAPI KeReleaseSpinLockFromDpcLevel(PKSPIN_LOCK SpinLock)
 
 BOOLEAN NTAPI KeTryToAcquireSpinLockAtDpcLevel(PKSPIN_LOCK SpinLock)
 {
-    if (owfp_irql < DISPATCH_LEVEL)
-        owfp_kernel_finding("IRQL violation: KeTryToAcquireSpinLockAtDpcLevel at %s",
-                            owfp_irql_name(owfp_irql));
+    check_at_dpc("KeTryToAcquireSpinLockAtDpcLevel");
     return try_take(SpinLock, owfp_thread_token());
 }
 
@@ -124,40 +155,27 @@ BOOLEAN NTAPI KeTestSpinLock(PKSPIN_LOCK SpinLock)
 
 VOID NTAPI KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
 {
-    owfp_irql_check_max(DISPATCH_LEVEL, "KeAcquireInStackQueuedSpinLock");
-    LockHandle->OldIrql = owfp_irql;
-    LockHandle->LockQueue.Next = NULL;
-    owfp_irql = DISPATCH_LEVEL;
-    /* A handle whose lock was not taken releases nothing later. */
-    LockHandle->LockQueue.Lock =
-        acquire_checked(SpinLock, "KeAcquireInStackQueuedSpinLock") ? SpinLock : NULL;
+    const char *api = "KeAcquireInStackQueuedSpinLock";
+    queue_acquire(SpinLock, LockHandle, raise_to_dpc(api), api);
 }
 
 VOID NTAPI KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE LockHandle)
 {
-    if (LockHandle->LockQueue.Lock)
-        release_checked(LockHandle->LockQueue.Lock, "KeReleaseInStackQueuedSpinLock");
-    LockHandle->LockQueue.Lock = NULL;
+    queue_release(LockHandle, "KeReleaseInStackQueuedSpinLock");
     KeLowerIrql(LockHandle->OldIrql);
 }
 
 VOID NTAPI KeAcquireInStackQueuedSpinLockAtDpcLevel(PKSPIN_LOCK SpinLock,
                                                     PKLOCK_QUEUE_HANDLE LockHandle)
 {
-    if (owfp_irql < DISPATCH_LEVEL)
-        owfp_kernel_finding("IRQL violation: KeAcquireInStackQueuedSpinLockAtDpcLevel at %s",
-                            owfp_irql_name(owfp_irql));
-    LockHandle->OldIrql = owfp_irql;
-    LockHandle->LockQueue.Next = NULL;
-    LockHandle->LockQueue.Lock =
-        acquire_checked(SpinLock, "KeAcquireInStackQueuedSpinLockAtDpcLevel") ? SpinLock : NULL;
+    const char *api = "KeAcquireInStackQueuedSpinLockAtDpcLevel";
+    check_at_dpc(api);
+    queue_acquire(SpinLock, LockHandle, owfp_irql, api);
 }
 
 VOID NTAPI KeReleaseInStackQueuedSpinLockFromDpcLevel(PKLOCK_QUEUE_HANDLE LockHandle)
 {
-    if (LockHandle->LockQueue.Lock)
-        release_checked(LockHandle->LockQueue.Lock, "KeReleaseInStackQueuedSpinLockFromDpcLevel");
-    LockHandle->LockQueue.Lock = NULL;
+    queue_release(LockHandle, "KeReleaseInStackQueuedSpinLockFromDpcLevel");
 }
 
 /* ---- interlocked list helpers ------------------------------------------- */

@@ -7,11 +7,6 @@
 
 #include "kernel/kernel.h"
 
-static unsigned unit_at(const void *s, bool wide, size_t i)
-{
-    return wide ? ((const WCHAR *)s)[i] : ((const unsigned char *)s)[i];
-}
-
 static void unit_set(void *s, bool wide, size_t i, unsigned c)
 {
     if (wide)
@@ -25,17 +20,30 @@ static bool bad_size(size_t cch)
     return cch == 0 || cch > NTSTRSAFE_MAX_CCH;
 }
 
+/* The checks of copy and printf: a destination with room, and a source
+ * (without one the destination is left empty). */
+static NTSTATUS check_args(void *dest, bool wide, size_t cch, const void *src)
+{
+    if (bad_size(cch) || !dest)
+        return STATUS_INVALID_PARAMETER;
+    if (!src) {
+        unit_set(dest, wide, 0, 0);
+        return STATUS_INVALID_PARAMETER;
+    }
+    return STATUS_SUCCESS;
+}
+
 /* Copies at most `max_src` units of src into dest[at..cch). */
 static NTSTATUS copy_at(void *dest, bool wide, size_t cch, size_t at, const void *src,
                         size_t max_src)
 {
     size_t i = 0;
-    while (i < max_src && unit_at(src, wide, i) != 0) {
+    while (i < max_src && owfp_unit_at(src, wide, i) != 0) {
         if (at + i + 1 >= cch) {
             unit_set(dest, wide, at + i, 0);
             return STATUS_BUFFER_OVERFLOW;
         }
-        unit_set(dest, wide, at + i, unit_at(src, wide, i));
+        unit_set(dest, wide, at + i, owfp_unit_at(src, wide, i));
         i++;
     }
     unit_set(dest, wide, at + i, 0);
@@ -44,13 +52,8 @@ static NTSTATUS copy_at(void *dest, bool wide, size_t cch, size_t at, const void
 
 static NTSTATUS copy(void *dest, bool wide, size_t cch, const void *src, size_t max_src)
 {
-    if (bad_size(cch) || !dest)
-        return STATUS_INVALID_PARAMETER;
-    if (!src) {
-        unit_set(dest, wide, 0, 0);
-        return STATUS_INVALID_PARAMETER;
-    }
-    return copy_at(dest, wide, cch, 0, src, max_src);
+    NTSTATUS st = check_args(dest, wide, cch, src);
+    return NT_SUCCESS(st) ? copy_at(dest, wide, cch, 0, src, max_src) : st;
 }
 
 static NTSTATUS length(const void *s, bool wide, size_t cch_max, size_t *out)
@@ -58,7 +61,7 @@ static NTSTATUS length(const void *s, bool wide, size_t cch_max, size_t *out)
     size_t n = 0;
     NTSTATUS st = STATUS_INVALID_PARAMETER;
     if (s && cch_max <= NTSTRSAFE_MAX_CCH) {
-        while (n < cch_max && unit_at(s, wide, n) != 0)
+        while (n < cch_max && owfp_unit_at(s, wide, n) != 0)
             n++;
         if (n < cch_max)
             st = STATUS_SUCCESS;
@@ -82,13 +85,10 @@ static NTSTATUS cat(void *dest, bool wide, size_t cch, const void *src)
 
 static NTSTATUS vprint(void *dest, bool wide, size_t cch, const void *fmt, va_list ap)
 {
-    if (bad_size(cch) || !dest)
-        return STATUS_INVALID_PARAMETER;
-    if (!fmt) {
-        unit_set(dest, wide, 0, 0);
-        return STATUS_INVALID_PARAMETER;
-    }
-    size_t n = owfp_format(dest, wide, cch, fmt, wide, ap);
+    NTSTATUS st = check_args(dest, wide, cch, fmt);
+    if (!NT_SUCCESS(st))
+        return st;
+    size_t n = owfp_format(dest, wide, cch, true, fmt, wide, ap);
     return n >= cch ? STATUS_BUFFER_OVERFLOW : STATUS_SUCCESS;
 }
 
@@ -221,23 +221,11 @@ NTSTATUS RtlUnicodeStringPrintf(PUNICODE_STRING DestinationString, NTSTRSAFE_PCW
     if (!NT_SUCCESS(st) || !pszFormat)
         return STATUS_INVALID_PARAMETER;
     size_t cap = DestinationString->MaximumLength / W;
-    /* Format one unit larger than the buffer's room so the terminator the
-     * formatter writes never lands inside what the caller owns. */
-    WCHAR small[256];
-    WCHAR *tmp = cap + 1 <= 256 ? small : ExAllocatePool2(POOL_FLAG_NON_PAGED, (cap + 1) * W,
-                                                          'fSwO');
-    if (!tmp)
-        return STATUS_INSUFFICIENT_RESOURCES;
     va_list ap;
     va_start(ap, pszFormat);
-    size_t n = owfp_format(tmp, true, cap + 1, pszFormat, true, ap);
+    size_t n = owfp_format(DestinationString->Buffer, true, cap, false, pszFormat, true, ap);
     va_end(ap);
-    size_t kept = n < cap ? n : cap;
-    if (kept)
-        memcpy(DestinationString->Buffer, tmp, kept * W);
-    DestinationString->Length = (USHORT)(kept * W);
-    if (tmp != small)
-        ExFreePoolWithTag(tmp, 'fSwO');
+    DestinationString->Length = (USHORT)((n < cap ? n : cap) * W);
     return n > cap ? STATUS_BUFFER_OVERFLOW : STATUS_SUCCESS;
 }
 

@@ -15,11 +15,8 @@
 #include "common/alloc.h"
 #include "kernel/kernel.h"
 
-#define THREAD_MAGIC 0x74687264u
-
 struct owfp_thread {
     DISPATCHER_HEADER header; /* first: waits see a dispatcher object */
-    uint32_t magic;
     _Atomic long refs;
     _Atomic bool handle_open;
     PKSTART_ROUTINE start;
@@ -44,23 +41,28 @@ static struct owfp_thread *live;
 static atomic_ulong running;
 static _Thread_local struct owfp_thread *self;
 
-static void unlink_live(struct owfp_thread *t)
+/* live_mu held. Compares addresses only: `t` may be any handle. */
+static bool live_locked(const struct owfp_thread *t)
 {
-    pthread_mutex_lock(&live_mu);
+    for (const struct owfp_thread *p = live; p; p = p->next)
+        if (p == t)
+            return true;
+    return false;
+}
+
+static void unlink_locked(struct owfp_thread *t)
+{
     for (struct owfp_thread **p = &live; *p; p = &(*p)->next)
         if (*p == t) {
             *p = t->next;
-            break;
+            return;
         }
-    pthread_mutex_unlock(&live_mu);
 }
 
 static bool is_live(const struct owfp_thread *t)
 {
-    bool found = false;
     pthread_mutex_lock(&live_mu);
-    for (struct owfp_thread *p = live; p && !found; p = p->next)
-        found = p == t;
+    bool found = live_locked(t);
     pthread_mutex_unlock(&live_mu);
     return found;
 }
@@ -72,16 +74,21 @@ static void put(struct owfp_thread *t)
     pthread_mutex_lock(&live_mu);
     bool last = atomic_fetch_sub(&t->refs, 1) == 1;
     if (last)
-        for (struct owfp_thread **p = &live; *p; p = &(*p)->next)
-            if (*p == t) {
-                *p = t->next;
-                break;
-            }
+        unlink_locked(t);
     pthread_mutex_unlock(&live_mu);
-    if (last) {
-        t->magic = 0;
+    if (last)
         owfp_free(t);
-    }
+}
+
+bool owfp_start_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    bool ok = pthread_create(&t, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
 }
 
 static void finish(void *arg)
@@ -90,7 +97,7 @@ static void finish(void *arg)
     /* Not running any more before anyone waiting on the object wakes, so a
      * host that waited can check owfp_system_threads_running() at once. */
     atomic_fetch_sub(&running, 1);
-    owfp_dispatcher_signal_all(&t->header);
+    owfp_dispatcher_signal(&t->header);
     if (owfp_irql != PASSIVE_LEVEL)
         owfp_kernel_finding("IRQL violation: system thread exited at %s",
                             owfp_irql_name(owfp_irql));
@@ -127,7 +134,6 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess,
     if (!t)
         return STATUS_INSUFFICIENT_RESOURCES;
     t->header.Type = ThreadObject;
-    t->magic = THREAD_MAGIC;
     atomic_init(&t->refs, 2); /* the handle and the running thread */
     atomic_init(&t->handle_open, true);
     t->start = StartRoutine;
@@ -139,16 +145,12 @@ NTSTATUS NTAPI PsCreateSystemThread(PHANDLE ThreadHandle, ULONG DesiredAccess,
     pthread_mutex_unlock(&live_mu);
     atomic_fetch_add(&running, 1);
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
     /* Nobody joins: the end of the thread is observed through its object. */
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t tid;
-    int rc = pthread_create(&tid, &attr, trampoline, t);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
+    if (!owfp_start_thread(trampoline, t)) {
         atomic_fetch_sub(&running, 1);
-        unlink_live(t);
+        pthread_mutex_lock(&live_mu);
+        unlink_locked(t);
+        pthread_mutex_unlock(&live_mu);
         owfp_free(t);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
@@ -228,9 +230,7 @@ NTSTATUS NTAPI ObReferenceObjectByHandle(HANDLE Handle, ACCESS_MASK DesiredAcces
     if (Handle == NtCurrentThread())
         t = self;
     pthread_mutex_lock(&live_mu);
-    bool ok = false;
-    for (struct owfp_thread *p = live; p && !ok; p = p->next)
-        ok = p == t && (Handle == NtCurrentThread() || atomic_load(&p->handle_open));
+    bool ok = live_locked(t) && (Handle == NtCurrentThread() || atomic_load(&t->handle_open));
     if (ok)
         atomic_fetch_add(&t->refs, 1);
     pthread_mutex_unlock(&live_mu);
@@ -279,10 +279,7 @@ NTSTATUS NTAPI ZwClose(HANDLE Handle)
         return reg_status;
     struct owfp_thread *t = (struct owfp_thread *)Handle;
     pthread_mutex_lock(&live_mu);
-    bool ok = false;
-    for (struct owfp_thread *p = live; p && !ok; p = p->next)
-        ok = p == t;
-    bool was_open = ok && atomic_exchange(&t->handle_open, false);
+    bool was_open = live_locked(t) && atomic_exchange(&t->handle_open, false);
     pthread_mutex_unlock(&live_mu);
     if (!was_open)
         return STATUS_INVALID_HANDLE;

@@ -31,6 +31,19 @@ int64_t owfp_time_system(void)
     return to_100ns(&ts) + SECONDS_1601_TO_1970 * 10000000;
 }
 
+struct timespec owfp_realtime_after_ms(unsigned ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 VOID NTAPI KeQuerySystemTime(PLARGE_INTEGER CurrentTime)
 {
     CurrentTime->QuadPart = owfp_time_system();
@@ -75,10 +88,18 @@ ULONG NTAPI KeQueryTimeIncrement(void)
 
 /* ---- processors: one group of up to 64, as the ids below assume ---------- */
 
+/* Read once: sysconf reads a file each time, and drivers ask for the
+ * current processor on their hot paths. */
 static ULONG online(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (ULONG)n;
+    static _Atomic ULONG cached;
+    ULONG n = cached;
+    if (!n) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > 64 ? 64 : (ULONG)c;
+        cached = n;
+    }
+    return n;
 }
 
 static ULONG current_cpu(void)

@@ -19,7 +19,6 @@ static LIST_ENTRY queue = {&queue, &queue};
 static pthread_cond_t changed; /* the first due time moved */
 static pthread_once_t changed_once = PTHREAD_ONCE_INIT;
 static bool started;
-static unsigned long nset;
 
 static void init_changed(void)
 {
@@ -40,14 +39,12 @@ static void insert(PKTIMER t)
            CONTAINING_RECORD(e, KTIMER, TimerListEntry)->DueTime.QuadPart <= t->DueTime.QuadPart)
         e = e->Flink;
     InsertTailList(e, &t->TimerListEntry); /* before e */
-    nset++;
 }
 
 static void unqueue(PKTIMER t)
 {
     RemoveEntryList(&t->TimerListEntry);
     t->TimerListEntry.Flink = t->TimerListEntry.Blink = NULL;
-    nset--;
 }
 
 static bool queued(const KTIMER *t)
@@ -104,19 +101,13 @@ static void start_thread(void)
 {
     if (started)
         return;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    started = pthread_create(&t, &attr, timer_thread, NULL) == 0;
-    pthread_attr_destroy(&attr);
+    started = owfp_start_thread(timer_thread, NULL);
     if (!started)
         owfp_kernel_finding("timer thread could not be started: timers will not expire");
 }
 
 VOID NTAPI KeInitializeTimerEx(PKTIMER Timer, TIMER_TYPE Type)
 {
-    pthread_once(&changed_once, init_changed);
     owfp_dispatcher_lock();
     /* Re-initializing a set timer would corrupt the queue. The list is only
      * compared against, so stale bytes in fresh memory are harmless. */
@@ -158,7 +149,7 @@ static BOOLEAN set_timer(PKTIMER t, LONGLONG due, LONG period, PKDPC dpc, void *
                             (long)period);
         period = 0;
     }
-    pthread_once(&changed_once, init_changed); /* a copied timer skipped KeInitializeTimer */
+    pthread_once(&changed_once, init_changed); /* before the first signal */
     int64_t when = owfp_interrupt_time_of(due);
     owfp_dispatcher_lock();
     bool was_set = is_set(t);
@@ -210,22 +201,19 @@ BOOLEAN NTAPI KeReadStateTimer(PKTIMER Timer)
 unsigned long owfp_timers_set(void)
 {
     owfp_dispatcher_lock();
-    unsigned long n = nset;
+    unsigned long n = 0;
+    for (PLIST_ENTRY e = queue.Flink; e != &queue; e = e->Flink)
+        n++;
     owfp_dispatcher_unlock();
     return n;
 }
 
-static bool in_range(uintptr_t p, uintptr_t start, size_t size)
-{
-    return p >= start && p - start < size;
-}
-
 /* The timer, its DPC, the DPC's routine or the code that set it is there. */
-static bool timer_in_range(const KTIMER *t, uintptr_t start, size_t size)
+static bool timer_in_range(const KTIMER *t, const void *start, size_t size)
 {
-    return in_range((uintptr_t)t, start, size) || in_range((uintptr_t)t->Dpc, start, size) ||
-           (t->Dpc && in_range((uintptr_t)t->Dpc->DeferredRoutine, start, size)) ||
-           in_range((uintptr_t)t->OwfpSetBy, start, size);
+    return owfp_in_range(t, start, size) || owfp_in_range(t->Dpc, start, size) ||
+           (t->Dpc && owfp_in_range((const void *)t->Dpc->DeferredRoutine, start, size)) ||
+           owfp_in_range(t->OwfpSetBy, start, size);
 }
 
 unsigned long owfp_timers_cancel_range(const void *start, size_t size)
@@ -235,7 +223,7 @@ unsigned long owfp_timers_cancel_range(const void *start, size_t size)
     for (PLIST_ENTRY e = queue.Flink; e != &queue;) {
         PKTIMER t = CONTAINING_RECORD(e, KTIMER, TimerListEntry);
         e = e->Flink;
-        if (timer_in_range(t, (uintptr_t)start, size)) {
+        if (timer_in_range(t, start, size)) {
             unqueue(t);
             n++;
         }

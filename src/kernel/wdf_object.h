@@ -84,9 +84,10 @@ void owfp_wdf_key_release(struct owfp_wdf_object *o);
 void owfp_wdf_string_release(struct owfp_wdf_object *o);
 
 /* Strings the types share (wdf_string.c): a NUL-terminated copy of `n`
- * UTF-16 units in one owfp_malloc block, or NULL. */
-WCHAR *owfp_wdf_wcsdup(const WCHAR *s, size_t n);
-/* Replaces the framework string's text by a copy of s[0..n). */
-NTSTATUS owfp_wdf_string_assign(WDFSTRING string, const WCHAR *s, size_t n);
+ * UTF-16 units at s (which need not be aligned) in one owfp_malloc block, or
+ * NULL. */
+WCHAR *owfp_wdf_wcsdup(const void *s, size_t n);
+/* Replaces the framework string's text by a copy of n units at s, for `api`. */
+NTSTATUS owfp_wdf_string_assign(WDFSTRING string, const void *s, size_t n, const char *api);
 
 #endif

@@ -11,10 +11,6 @@
 #include "common/alloc.h"
 #include "kernel/wdf_object.h"
 
-#ifndef MAXIMUM_ALLOWED
-#define MAXIMUM_ALLOWED 0x02000000L
-#endif
-
 struct wdf_key {
     struct owfp_wdf_object h;
     HANDLE handle;
@@ -224,16 +220,11 @@ NTSTATUS WdfRegistryQueryString(WDFKEY Key, PCUNICODE_STRING ValueName, WDFSTRIN
     NTSTATUS st = query(Key, ValueName, "WdfRegistryQueryString", &info);
     if (!NT_SUCCESS(st))
         return st;
-    if (info->Type != REG_SZ) {
+    if (info->Type != REG_SZ)
         st = STATUS_OBJECT_TYPE_MISMATCH;
-    } else {
-        size_t units = string_units(info);
-        WCHAR *text = owfp_malloc((units ? units : 1) * sizeof(WCHAR));
-        if (text && units)
-            memcpy(text, info->Data, units * sizeof(WCHAR)); /* Data may be unaligned */
-        st = text ? owfp_wdf_string_assign(String, text, units) : STATUS_INSUFFICIENT_RESOURCES;
-        owfp_free(text);
-    }
+    else
+        st = owfp_wdf_string_assign(String, info->Data, string_units(info),
+                                    "WdfRegistryQueryString");
     owfp_free(info);
     return st;
 }

@@ -10,7 +10,7 @@ struct wdf_string {
     USHORT bytes; /* without the NUL */
 };
 
-WCHAR *owfp_wdf_wcsdup(const WCHAR *s, size_t n)
+WCHAR *owfp_wdf_wcsdup(const void *s, size_t n)
 {
     WCHAR *w = owfp_malloc((n + 1) * sizeof(WCHAR));
     if (w) {
@@ -28,10 +28,9 @@ void owfp_wdf_string_release(struct owfp_wdf_object *o)
     s->text = NULL;
 }
 
-NTSTATUS owfp_wdf_string_assign(WDFSTRING string, const WCHAR *s, size_t n)
+NTSTATUS owfp_wdf_string_assign(WDFSTRING string, const void *s, size_t n, const char *api)
 {
-    struct wdf_string *str = (struct wdf_string *)owfp_wdf_lookup(string, OWFP_WDF_STRING,
-                                                                 "WdfRegistryQueryString");
+    struct wdf_string *str = (struct wdf_string *)owfp_wdf_lookup(string, OWFP_WDF_STRING, api);
     if (!str)
         return STATUS_INVALID_PARAMETER;
     if (n > UNICODE_STRING_MAX_CHARS)

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
 
 #include "common/alloc.h"
 #include "kernel/kernel.h"
@@ -22,10 +21,9 @@ struct _IO_WORKITEM {
     uint32_t magic;
     bool allocated; /* by IoAllocateWorkItem, rather than caller memory */
     bool queued;    /* under q.mu */
-    bool ex;
     PVOID io_object;
-    PIO_WORKITEM_ROUTINE routine;
-    PIO_WORKITEM_ROUTINE_EX routine_ex;
+    PIO_WORKITEM_ROUTINE routine;       /* IoQueueWorkItem's, or */
+    PIO_WORKITEM_ROUTINE_EX routine_ex; /* IoQueueWorkItemEx's */
     PVOID context;
     struct _IO_WORKITEM *next;
 };
@@ -56,19 +54,17 @@ static void *worker(void *arg)
             q.tail = NULL;
         it->queued = false;
         /* Copied out: the routine may free or requeue the item. */
-        bool ex = it->ex;
         PIO_WORKITEM_ROUTINE routine = it->routine;
         PIO_WORKITEM_ROUTINE_EX routine_ex = it->routine_ex;
         PVOID obj = it->io_object, ctx = it->context;
         pthread_mutex_unlock(&q.mu);
 
-        if (ex)
+        if (routine_ex)
             routine_ex(obj, ctx, it);
         else
             routine((PDEVICE_OBJECT)obj, ctx);
         if (owfp_irql != PASSIVE_LEVEL) {
-            owfp_kernel_finding("IRQL violation: work item routine returned at %s",
-                                owfp_irql_name(owfp_irql));
+            owfp_irql_callout_returned_at(owfp_irql, "work item routine");
             owfp_irql = PASSIVE_LEVEL;
         }
 
@@ -84,15 +80,9 @@ static void start_workers(void)
 {
     if (q.started)
         return;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (int i = 0; i < WORKERS; i++) {
-        pthread_t t;
-        if (pthread_create(&t, &attr, worker, NULL) == 0)
+    for (int i = 0; i < WORKERS; i++)
+        if (owfp_start_thread(worker, NULL))
             q.started = true;
-    }
-    pthread_attr_destroy(&attr);
 }
 
 static bool valid(PIO_WORKITEM it, const char *api)
@@ -165,8 +155,8 @@ VOID NTAPI IoUninitializeWorkItem(PIO_WORKITEM IoWorkItem)
     release(IoWorkItem, "IoUninitializeWorkItem");
 }
 
-static void enqueue(PIO_WORKITEM it, bool ex, PIO_WORKITEM_ROUTINE r,
-                    PIO_WORKITEM_ROUTINE_EX rx, PVOID context, const char *api)
+static void enqueue(PIO_WORKITEM it, PIO_WORKITEM_ROUTINE r, PIO_WORKITEM_ROUTINE_EX rx,
+                    PVOID context, const char *api)
 {
     owfp_irql_check_max(DISPATCH_LEVEL, api);
     if (!valid(it, api))
@@ -178,7 +168,6 @@ static void enqueue(PIO_WORKITEM it, bool ex, PIO_WORKITEM_ROUTINE r,
         return;
     }
     it->queued = true;
-    it->ex = ex;
     it->routine = r;
     it->routine_ex = rx;
     it->context = context;
@@ -198,14 +187,14 @@ VOID NTAPI IoQueueWorkItem(PIO_WORKITEM IoWorkItem, PIO_WORKITEM_ROUTINE WorkerR
                            WORK_QUEUE_TYPE QueueType, PVOID Context)
 {
     (void)QueueType;
-    enqueue(IoWorkItem, false, WorkerRoutine, NULL, Context, "IoQueueWorkItem");
+    enqueue(IoWorkItem, WorkerRoutine, NULL, Context, "IoQueueWorkItem");
 }
 
 VOID NTAPI IoQueueWorkItemEx(PIO_WORKITEM IoWorkItem, PIO_WORKITEM_ROUTINE_EX WorkerRoutine,
                              WORK_QUEUE_TYPE QueueType, PVOID Context)
 {
     (void)QueueType;
-    enqueue(IoWorkItem, true, NULL, WorkerRoutine, Context, "IoQueueWorkItemEx");
+    enqueue(IoWorkItem, NULL, WorkerRoutine, Context, "IoQueueWorkItemEx");
 }
 
 unsigned long owfp_workitems_outstanding(void)
@@ -223,14 +212,7 @@ unsigned long owfp_workitems_pending(void)
 
 bool owfp_workitems_wait_idle(unsigned timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until); /* q.idle uses the default clock */
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = owfp_realtime_after_ms(timeout_ms); /* q.idle: default clock */
     pthread_mutex_lock(&q.mu);
     int rc = 0;
     while (q.pending && rc != ETIMEDOUT)
