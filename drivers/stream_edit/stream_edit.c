@@ -161,6 +161,76 @@ static UINT32 SeDirectionFlag(void)
     return g_direction == 0 ? FWPS_STREAM_FLAG_SEND : FWPS_STREAM_FLAG_RECEIVE;
 }
 
+/* What both classifyFns do first: nothing if a higher-weight filter has
+ * decided already; else PERMIT, no stream action, and the stream data if it
+ * is of the edited direction and on a flow (without a flow nothing can be
+ * injected). NULL: nothing more to do, the rest passes untouched. */
+static FWPS_STREAM_DATA0 *SeClassifyBegin(_In_ const FWPS_INCOMING_METADATA_VALUES0 *inMetaValues,
+                                          _Inout_opt_ FWPS_STREAM_CALLOUT_IO_PACKET0 *packet,
+                                          _Inout_ FWPS_CLASSIFY_OUT0 *classifyOut)
+{
+    if (!(classifyOut->rights & FWPS_RIGHT_ACTION_WRITE)) {
+        return NULL; /* a higher-weight filter has decided already */
+    }
+    classifyOut->actionType = FWP_ACTION_PERMIT;
+    if (packet == NULL || packet->streamData == NULL) {
+        return NULL;
+    }
+    packet->streamAction = FWPS_STREAM_ACTION_NONE;
+    packet->countBytesEnforced = 0;
+    if (!(packet->streamData->flags & SeDirectionFlag()) ||
+        !FWPS_IS_METADATA_FIELD_PRESENT(inMetaValues, FWPS_METADATA_FIELD_FLOW_HANDLE)) {
+        return NULL;
+    }
+    return packet->streamData;
+}
+
+/* Injects `length` bytes at `buffer` (non-paged) into the flow, in the
+ * direction of streamFlags, as one NBL over an MDL; completionFn gets
+ * `context` and frees the NBL and the MDL. No completion comes for a failed
+ * call: the NBL and the MDL are freed here, the buffer stays the caller's. */
+static NTSTATUS SeInject(_In_ UINT64 flowHandle, _In_ UINT32 calloutId, _In_ UINT16 layerId,
+                         _In_ UINT32 streamFlags, _In_reads_(length) UINT8 *buffer,
+                         _In_ SIZE_T length, _In_ FWPS_INJECT_COMPLETE0 completionFn,
+                         _In_opt_ void *context)
+{
+    NET_BUFFER_LIST *netBufferList = NULL;
+    MDL *mdl;
+    NTSTATUS status;
+
+    mdl = IoAllocateMdl(buffer, (ULONG)length, FALSE, FALSE, NULL);
+    if (mdl == NULL) {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    MmBuildMdlForNonPagedPool(mdl);
+    status = FwpsAllocateNetBufferAndNetBufferList0(g_nblPool, 0, 0, mdl, 0, length,
+                                                    &netBufferList);
+    if (!NT_SUCCESS(status)) {
+        IoFreeMdl(mdl);
+        return status;
+    }
+    InterlockedIncrement(&g_pendingInjections);
+    status = FwpsStreamInjectAsync0(g_injection, NULL, 0, flowHandle, calloutId, layerId,
+                                    streamFlags, netBufferList, length, completionFn, context);
+    if (!NT_SUCCESS(status)) {
+        InterlockedDecrement(&g_pendingInjections);
+        FwpsFreeNetBufferList0(netBufferList);
+        IoFreeMdl(mdl);
+    }
+    return status;
+}
+
+/* Waits, 10 ms at a time, until *count is 0 (PASSIVE_LEVEL). */
+static void SeWaitForZero(_In_ LONG volatile *count)
+{
+    LARGE_INTEGER interval;
+
+    interval.QuadPart = -10 * 1000 * 10; /* 10 ms, relative */
+    while (InterlockedCompareExchange(count, 0, 0) != 0) {
+        KeDelayExecutionThread(KernelMode, FALSE, &interval);
+    }
+}
+
 /* ---- inline mode -------------------------------------------------------------------- */
 
 static void NTAPI SeInlineInjectComplete(_In_ void *context, _Inout_ NET_BUFFER_LIST *netBufferList,
@@ -179,46 +249,13 @@ static void NTAPI SeInlineInjectComplete(_In_ void *context, _Inout_ NET_BUFFER_
     InterlockedDecrement(&g_pendingInjections);
 }
 
-/* Injects Replace inline in front of the bytes about to be blocked. */
-static NTSTATUS SeInlineInjectReplacement(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
-                                          _In_ const FWPS_INCOMING_METADATA_VALUES0 *inMetaValues,
-                                          _In_ const FWPS_FILTER0 *filter, _In_ UINT32 streamFlags)
-{
-    NET_BUFFER_LIST *netBufferList = NULL;
-    MDL *mdl;
-    NTSTATUS status;
-
-    mdl = IoAllocateMdl(g_replace, (ULONG)g_replaceLength, FALSE, FALSE, NULL);
-    if (mdl == NULL) {
-        return STATUS_INSUFFICIENT_RESOURCES;
-    }
-    MmBuildMdlForNonPagedPool(mdl);
-    status = FwpsAllocateNetBufferAndNetBufferList0(g_nblPool, 0, 0, mdl, 0, g_replaceLength,
-                                                    &netBufferList);
-    if (!NT_SUCCESS(status)) {
-        IoFreeMdl(mdl);
-        return status;
-    }
-    InterlockedIncrement(&g_pendingInjections);
-    status = FwpsStreamInjectAsync0(g_injection, NULL, 0, inMetaValues->flowHandle,
-                                    filter->action.calloutId, inFixedValues->layerId,
-                                    streamFlags, netBufferList, g_replaceLength,
-                                    SeInlineInjectComplete, NULL);
-    if (!NT_SUCCESS(status)) {
-        InterlockedDecrement(&g_pendingInjections);
-        FwpsFreeNetBufferList0(netBufferList);
-        IoFreeMdl(mdl);
-    }
-    return status;
-}
-
 static void NTAPI SeInlineClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
                                    _In_ const FWPS_INCOMING_METADATA_VALUES0 *inMetaValues,
                                    _Inout_opt_ void *layerData, _In_ const FWPS_FILTER0 *filter,
                                    _In_ UINT64 flowContext, _Inout_ FWPS_CLASSIFY_OUT0 *classifyOut)
 {
     FWPS_STREAM_CALLOUT_IO_PACKET0 *packet = (FWPS_STREAM_CALLOUT_IO_PACKET0 *)layerData;
-    FWPS_STREAM_DATA0 *streamData;
+    FWPS_STREAM_DATA0 *streamData = SeClassifyBegin(inMetaValues, packet, classifyOut);
     UINT8 *buffer;
     SIZE_T chunk;
     SIZE_T copied = 0;
@@ -227,20 +264,8 @@ static void NTAPI SeInlineClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValu
     NTSTATUS status;
 
     UNREFERENCED_PARAMETER(flowContext);
-
-    if (!(classifyOut->rights & FWPS_RIGHT_ACTION_WRITE)) {
-        return; /* a higher-weight filter has decided already */
-    }
-    classifyOut->actionType = FWP_ACTION_PERMIT;
-    if (packet == NULL || packet->streamData == NULL) {
-        return;
-    }
-    packet->streamAction = FWPS_STREAM_ACTION_NONE;
-    packet->countBytesEnforced = 0;
-    streamData = packet->streamData;
-    if (streamData->dataLength == 0 || !(streamData->flags & SeDirectionFlag()) ||
-        !FWPS_IS_METADATA_FIELD_PRESENT(inMetaValues, FWPS_METADATA_FIELD_FLOW_HANDLE)) {
-        return; /* a disconnect, the other direction, or nothing to inject on */
+    if (streamData == NULL || streamData->dataLength == 0) {
+        return; /* nothing to edit, or a disconnect */
     }
 
     chunk = streamData->dataLength < SE_CHUNK ? streamData->dataLength : SE_CHUNK;
@@ -249,10 +274,7 @@ static void NTAPI SeInlineClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValu
         return; /* cannot look: let it pass rather than stall the connection */
     }
     FwpsCopyStreamDataToBuffer0(streamData, buffer, chunk, &copied);
-    if (copied > chunk) {
-        copied = chunk;
-    }
-    at = copied == 0 ? 0 : SeFind(buffer, copied, &partial);
+    at = SeFind(buffer, copied, &partial);
     ExFreePoolWithTag(buffer, SE_TAG);
     if (copied == 0) {
         return;
@@ -280,11 +302,13 @@ static void NTAPI SeInlineClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValu
         return;
     }
 
-    /* The pattern at offset 0: Replace goes in its place, the pattern is blocked. */
+    /* The pattern at offset 0: Replace is injected inline in front of it, and
+     * the pattern is blocked. */
     if (g_replaceLength != 0) {
-        status = SeInlineInjectReplacement(inFixedValues, inMetaValues, filter,
-                                           streamData->flags &
-                                               (FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_RECEIVE));
+        status = SeInject(inMetaValues->flowHandle, filter->action.calloutId,
+                          inFixedValues->layerId,
+                          streamData->flags & (FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_RECEIVE),
+                          g_replace, g_replaceLength, SeInlineInjectComplete, NULL);
         if (!NT_SUCCESS(status)) {
             /* Blocking without the replacement would corrupt the stream more: pass it. */
             if (InterlockedIncrement(&g_injectFailures) == 1) {
@@ -546,8 +570,8 @@ static void NTAPI SeOobClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
                                 _In_ UINT64 flowContext, _Inout_ FWPS_CLASSIFY_OUT0 *classifyOut)
 {
     FWPS_STREAM_CALLOUT_IO_PACKET0 *packet = (FWPS_STREAM_CALLOUT_IO_PACKET0 *)layerData;
+    FWPS_STREAM_DATA0 *streamData = SeClassifyBegin(inMetaValues, packet, classifyOut);
     SE_FLOW *flow = (SE_FLOW *)(ULONG_PTR)flowContext;
-    FWPS_STREAM_DATA0 *streamData;
     SE_OOB_ITEM *item;
     KLOCK_QUEUE_HANDLE lockHandle;
     BOOLEAN defer = FALSE;
@@ -556,19 +580,8 @@ static void NTAPI SeOobClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     BOOLEAN schedule;
     NTSTATUS status;
 
-    if (!(classifyOut->rights & FWPS_RIGHT_ACTION_WRITE)) {
-        return; /* a higher-weight filter has decided already */
-    }
-    classifyOut->actionType = FWP_ACTION_PERMIT;
-    if (packet == NULL || packet->streamData == NULL) {
+    if (streamData == NULL) {
         return;
-    }
-    packet->streamAction = FWPS_STREAM_ACTION_NONE;
-    packet->countBytesEnforced = 0;
-    streamData = packet->streamData;
-    if (!(streamData->flags & SeDirectionFlag()) ||
-        !FWPS_IS_METADATA_FIELD_PRESENT(inMetaValues, FWPS_METADATA_FIELD_FLOW_HANDLE)) {
-        return; /* the other direction passes untouched; without a flow nothing can be injected */
     }
     if (streamData->flags & (FWPS_STREAM_FLAG_SEND_ABORT | FWPS_STREAM_FLAG_RECEIVE_ABORT)) {
         /* Reset: nothing may be injected into this stream any more. */
@@ -685,36 +698,16 @@ static void NTAPI SeOobInjectComplete(_In_ void *context, _Inout_ NET_BUFFER_LIS
  * completion frees; on failure it is freed here and the flow fails. */
 static void SeOobInject(_In_ SE_FLOW *flow, _In_ UINT8 *buffer, _In_ SIZE_T length)
 {
-    NET_BUFFER_LIST *netBufferList = NULL;
-    MDL *mdl;
     NTSTATUS status;
 
-    mdl = IoAllocateMdl(buffer, (ULONG)length, FALSE, FALSE, NULL);
-    if (mdl == NULL) {
-        ExFreePoolWithTag(buffer, SE_TAG);
-        SeOobFlowFail(flow, STATUS_INSUFFICIENT_RESOURCES);
-        return;
-    }
-    MmBuildMdlForNonPagedPool(mdl);
-    status = FwpsAllocateNetBufferAndNetBufferList0(g_nblPool, 0, 0, mdl, 0, length,
-                                                    &netBufferList);
-    if (NT_SUCCESS(status)) {
-        InterlockedIncrement(&flow->references); /* the completion's */
-        InterlockedIncrement(&g_pendingInjections);
-        status = FwpsStreamInjectAsync0(g_injection, NULL, 0, flow->flowHandle, flow->calloutId,
-                                        flow->layerId, flow->directionFlag, netBufferList, length,
-                                        SeOobInjectComplete, flow);
-        if (NT_SUCCESS(status)) {
-            return;
-        }
-        /* No completion comes for a failed call: undo here. */
-        InterlockedDecrement(&g_pendingInjections);
+    InterlockedIncrement(&flow->references); /* the completion's */
+    status = SeInject(flow->flowHandle, flow->calloutId, flow->layerId, flow->directionFlag,
+                      buffer, length, SeOobInjectComplete, flow);
+    if (!NT_SUCCESS(status)) {
         SeOobFlowRelease(flow); /* never the last: the worker holds one */
-        FwpsFreeNetBufferList0(netBufferList);
+        ExFreePoolWithTag(buffer, SE_TAG);
+        SeOobFlowFail(flow, status);
     }
-    IoFreeMdl(mdl);
-    ExFreePoolWithTag(buffer, SE_TAG);
-    SeOobFlowFail(flow, status);
 }
 
 /* The worker's output for one flow, gathered into buffers of at most
@@ -950,7 +943,6 @@ static VOID SeOobWorker(PDEVICE_OBJECT DeviceObject, PVOID Context)
 static void SeOobRemoveContexts(void)
 {
     KLOCK_QUEUE_HANDLE lockHandle;
-    LARGE_INTEGER interval;
 
     KeAcquireInStackQueuedSpinLock(&g_flowsLock, &lockHandle);
     g_unloading = TRUE;
@@ -969,11 +961,7 @@ static void SeOobRemoveContexts(void)
         KeAcquireInStackQueuedSpinLock(&g_flowsLock, &lockHandle);
     }
     KeReleaseInStackQueuedSpinLock(&lockHandle);
-
-    interval.QuadPart = -10 * 1000 * 10; /* 10 ms, relative */
-    while (InterlockedCompareExchange(&g_liveFlows, 0, 0) != 0) {
-        KeDelayExecutionThread(KernelMode, FALSE, &interval);
-    }
+    SeWaitForZero(&g_liveFlows);
 }
 
 static NTSTATUS NTAPI SeNotify(_In_ FWPS_CALLOUT_NOTIFY_TYPE notifyType, _In_ const GUID *filterKey,
@@ -1215,8 +1203,6 @@ static NTSTATUS SeAddCalloutAndFilter(_In_ const GUID *calloutKey, _In_ const GU
 
 static void SeCleanup(void)
 {
-    LARGE_INTEGER interval;
-
     if (g_engine != NULL) {
         FwpmEngineClose0(g_engine); /* dynamic session: the filters go with it */
         g_engine = NULL;
@@ -1225,10 +1211,7 @@ static void SeCleanup(void)
      * before the callouts they name go away. */
     SeOobRemoveContexts();
     /* The NBLs and MDLs of injections still pending are freed by their completion. */
-    interval.QuadPart = -10 * 1000 * 10; /* 10 ms */
-    while (InterlockedCompareExchange(&g_pendingInjections, 0, 0) != 0) {
-        KeDelayExecutionThread(KernelMode, FALSE, &interval);
-    }
+    SeWaitForZero(&g_pendingInjections);
     for (int i = 0; i < 2; i++) {
         if (g_streamCalloutIds[i] != 0) {
             FwpsCalloutUnregisterById0(g_streamCalloutIds[i]);

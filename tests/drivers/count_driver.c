@@ -5,10 +5,7 @@
  * counts every stream byte it is shown and permits it. DriverUnload prints
  * the count and takes everything down again.
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <fwpsk.h>
-#include <fwpmk.h>
+#include "test_driver.h"
 
 #define INITGUID
 #include <guiddef.h>
@@ -26,8 +23,6 @@ DEFINE_GUID(COUNT_CALLOUT_V6, 0x7b3f0c1e, 0x5a2d, 0x4e8f, 0x9c, 0x61, 0x0d, 0x1e
 DRIVER_INITIALIZE DriverEntry;
 DRIVER_UNLOAD CountUnload;
 
-static PDEVICE_OBJECT g_device;
-static HANDLE g_engine;
 static UINT32 g_calloutIds[2];
 static LONG64 volatile g_bytes;
 static LONG64 volatile g_classifies;
@@ -50,71 +45,21 @@ static void NTAPI CountClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     classifyOut->actionType = FWP_ACTION_CONTINUE;
 }
 
-static NTSTATUS NTAPI CountNotify(_In_ FWPS_CALLOUT_NOTIFY_TYPE notifyType,
-                                  _In_ const GUID *filterKey, _Inout_ FWPS_FILTER0 *filter)
-{
-    UNREFERENCED_PARAMETER(notifyType);
-    UNREFERENCED_PARAMETER(filterKey);
-    UNREFERENCED_PARAMETER(filter);
-    return STATUS_SUCCESS;
-}
-
-static NTSTATUS CountAddCallout(_In_ const GUID *calloutKey, _In_ const GUID *layerKey,
-                                _Out_ UINT32 *calloutId)
-{
-    FWPS_CALLOUT0 sCallout = {0};
-    FWPM_CALLOUT0 mCallout = {0};
-    NTSTATUS status;
-
-    sCallout.calloutKey = *calloutKey;
-    sCallout.classifyFn = CountClassify;
-    sCallout.notifyFn = CountNotify;
-    status = FwpsCalloutRegister0(g_device, &sCallout, calloutId);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-
-    mCallout.calloutKey = *calloutKey;
-    mCallout.displayData.name = L"Byte counter";
-    mCallout.applicableLayer = *layerKey;
-    status = FwpmCalloutAdd0(g_engine, &mCallout, NULL, NULL);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-
-    FWPM_FILTER0 filter = {0};
-    filter.displayData.name = L"Count every stream byte";
-    filter.layerKey = *layerKey;
-    filter.subLayerKey = COUNT_SUBLAYER;
-    filter.action.type = FWP_ACTION_CALLOUT_INSPECTION;
-    filter.action.calloutKey = *calloutKey;
-    filter.weight.type = FWP_EMPTY;
-    return FwpmFilterAdd0(g_engine, &filter, NULL, NULL);
-}
-
-static void CountCleanup(void)
-{
-    if (g_engine != NULL) {
-        FwpmEngineClose0(g_engine); /* dynamic session: its objects go with it */
-        g_engine = NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-        if (g_calloutIds[i] != 0) {
-            FwpsCalloutUnregisterById0(g_calloutIds[i]);
-            g_calloutIds[i] = 0;
-        }
-    }
-    if (g_device != NULL) {
-        IoDeleteDevice(g_device);
-        g_device = NULL;
-    }
-}
+static const TEST_STREAM_CALLOUT g_callout = {
+    .calloutKeys = {&COUNT_CALLOUT_V4, &COUNT_CALLOUT_V6},
+    .classifyFn = CountClassify,
+    .calloutName = L"Byte counter",
+    .filterName = L"Count every stream byte",
+    .filterAction = FWP_ACTION_CALLOUT_INSPECTION,
+    .sublayerKey = &COUNT_SUBLAYER,
+    .sublayerName = L"Byte counter",
+};
 
 _Use_decl_annotations_
 VOID CountUnload(PDRIVER_OBJECT DriverObject)
 {
     UNREFERENCED_PARAMETER(DriverObject);
-    CountCleanup();
+    TestCleanup(g_calloutIds);
     DbgPrint("CountDriver: unloaded after %I64d classifies, %I64d stream bytes\n", g_classifies,
              g_bytes);
 }
@@ -122,44 +67,19 @@ VOID CountUnload(PDRIVER_OBJECT DriverObject)
 _Use_decl_annotations_
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
-    FWPM_SESSION0 session = {0};
-    FWPM_SUBLAYER0 sublayer = {0};
     NTSTATUS status;
 
     UNREFERENCED_PARAMETER(RegistryPath);
     NT_ASSERT(KeGetCurrentIrql() == PASSIVE_LEVEL);
 
-    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN,
-                            FALSE, &g_device);
+    status = TestCreateDevice(DriverObject);
     if (!NT_SUCCESS(status)) {
         return status;
     }
-
-    session.flags = FWPM_SESSION_FLAG_DYNAMIC;
-    status = FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, &session, &g_engine);
-    if (NT_SUCCESS(status)) {
-        status = FwpmTransactionBegin0(g_engine, 0);
-    }
-    if (NT_SUCCESS(status)) {
-        sublayer.subLayerKey = COUNT_SUBLAYER;
-        sublayer.displayData.name = L"Byte counter";
-        sublayer.weight = 0x100;
-        status = FwpmSubLayerAdd0(g_engine, &sublayer, NULL);
-        if (NT_SUCCESS(status)) {
-            status = CountAddCallout(&COUNT_CALLOUT_V4, &FWPM_LAYER_STREAM_V4, &g_calloutIds[0]);
-        }
-        if (NT_SUCCESS(status)) {
-            status = CountAddCallout(&COUNT_CALLOUT_V6, &FWPM_LAYER_STREAM_V6, &g_calloutIds[1]);
-        }
-        if (NT_SUCCESS(status)) {
-            status = FwpmTransactionCommit0(g_engine);
-        } else {
-            FwpmTransactionAbort0(g_engine);
-        }
-    }
+    status = TestAddStreamCallout(&g_callout, g_calloutIds);
     if (!NT_SUCCESS(status)) {
         DbgPrint("CountDriver: set-up failed: 0x%08X\n", status);
-        CountCleanup();
+        TestCleanup(g_calloutIds);
         return status;
     }
 

@@ -4,10 +4,7 @@
  * bug would. It finds the parameter by enumerating its Parameters key
  * (ZwQueryKey, ZwEnumerateValueKey), so it also shows those calls at work.
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <fwpsk.h>
-#include <fwpmk.h>
+#include "test_driver.h"
 
 #define INITGUID
 #include <guiddef.h>
@@ -24,8 +21,6 @@ DEFINE_GUID(CRASH_CALLOUT_V6, 0x5d0e8a43, 0x91c2, 0x4b7f, 0xa3, 0xe6, 0x2f, 0x1c
 DRIVER_INITIALIZE DriverEntry;
 DRIVER_UNLOAD CrashUnload;
 
-static PDEVICE_OBJECT g_device;
-static HANDLE g_engine;
 static UINT32 g_calloutIds[2];
 static ULONG g_crash;
 
@@ -48,15 +43,6 @@ static void NTAPI CrashClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
         *nowhere = 1;
     }
     classifyOut->actionType = FWP_ACTION_CONTINUE;
-}
-
-static NTSTATUS NTAPI CrashNotify(_In_ FWPS_CALLOUT_NOTIFY_TYPE notifyType,
-                                  _In_ const GUID *filterKey, _Inout_ FWPS_FILTER0 *filter)
-{
-    UNREFERENCED_PARAMETER(notifyType);
-    UNREFERENCED_PARAMETER(filterKey);
-    UNREFERENCED_PARAMETER(filter);
-    return STATUS_SUCCESS;
 }
 
 /* Looks at every value of the key for a REG_DWORD named "Crash". */
@@ -102,82 +88,29 @@ static NTSTATUS CrashReadParameters(_In_ HANDLE key)
     return status;
 }
 
-static NTSTATUS CrashAddCallout(_In_ const GUID *calloutKey, _In_ const GUID *layerKey,
-                                _Out_ UINT32 *calloutId)
-{
-    FWPS_CALLOUT0 sCallout = {0};
-    FWPM_CALLOUT0 mCallout = {0};
-    FWPM_FILTER0 filter = {0};
-    NTSTATUS status;
-
-    sCallout.calloutKey = *calloutKey;
-    sCallout.classifyFn = CrashClassify;
-    sCallout.notifyFn = CrashNotify;
-    status = FwpsCalloutRegister0(g_device, &sCallout, calloutId);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    mCallout.calloutKey = *calloutKey;
-    mCallout.displayData.name = L"Crash on demand";
-    mCallout.applicableLayer = *layerKey;
-    status = FwpmCalloutAdd0(g_engine, &mCallout, NULL, NULL);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    filter.displayData.name = L"Crash on demand";
-    filter.layerKey = *layerKey;
-    filter.action.type = FWP_ACTION_CALLOUT_INSPECTION;
-    filter.action.calloutKey = *calloutKey;
-    filter.weight.type = FWP_EMPTY;
-    return FwpmFilterAdd0(g_engine, &filter, NULL, NULL);
-}
-
-static void CrashCleanup(void)
-{
-    if (g_engine != NULL) {
-        FwpmEngineClose0(g_engine);
-        g_engine = NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-        if (g_calloutIds[i] != 0) {
-            FwpsCalloutUnregisterById0(g_calloutIds[i]);
-            g_calloutIds[i] = 0;
-        }
-    }
-    if (g_device != NULL) {
-        IoDeleteDevice(g_device);
-        g_device = NULL;
-    }
-}
+static const TEST_STREAM_CALLOUT g_callout = {
+    .calloutKeys = {&CRASH_CALLOUT_V4, &CRASH_CALLOUT_V6},
+    .classifyFn = CrashClassify,
+    .calloutName = L"Crash on demand",
+    .filterName = L"Crash on demand",
+    .filterAction = FWP_ACTION_CALLOUT_INSPECTION,
+};
 
 _Use_decl_annotations_
 VOID CrashUnload(PDRIVER_OBJECT DriverObject)
 {
     UNREFERENCED_PARAMETER(DriverObject);
-    CrashCleanup();
+    TestCleanup(g_calloutIds);
     DbgPrint("CrashDriver: unloaded\n");
 }
 
 _Use_decl_annotations_
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
-    OBJECT_ATTRIBUTES attributes;
-    UNICODE_STRING parameters = RTL_CONSTANT_STRING(L"Parameters");
-    HANDLE serviceKey = NULL;
     HANDLE parametersKey = NULL;
-    FWPM_SESSION0 session = {0};
     NTSTATUS status;
 
-    InitializeObjectAttributes(&attributes, RegistryPath,
-                               OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
-    status = ZwOpenKey(&serviceKey, KEY_READ, &attributes);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    InitializeObjectAttributes(&attributes, &parameters, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
-                               serviceKey, NULL);
-    status = ZwOpenKey(&parametersKey, KEY_READ, &attributes);
-    ZwClose(serviceKey);
+    status = TestOpenParametersKey(RegistryPath, &parametersKey);
     if (!NT_SUCCESS(status)) {
         return status;
     }
@@ -187,20 +120,12 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
         return status;
     }
 
-    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN,
-                            FALSE, &g_device);
+    status = TestCreateDevice(DriverObject);
     if (NT_SUCCESS(status)) {
-        session.flags = FWPM_SESSION_FLAG_DYNAMIC;
-        status = FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, &session, &g_engine);
-    }
-    if (NT_SUCCESS(status)) {
-        status = CrashAddCallout(&CRASH_CALLOUT_V4, &FWPM_LAYER_STREAM_V4, &g_calloutIds[0]);
-    }
-    if (NT_SUCCESS(status)) {
-        status = CrashAddCallout(&CRASH_CALLOUT_V6, &FWPM_LAYER_STREAM_V6, &g_calloutIds[1]);
+        status = TestAddStreamCallout(&g_callout, g_calloutIds);
     }
     if (!NT_SUCCESS(status)) {
-        CrashCleanup();
+        TestCleanup(g_calloutIds);
         return status;
     }
     DriverObject->DriverUnload = CrashUnload;

@@ -21,10 +21,7 @@
  *        "DeferDriver: continued flow N after M ms: 0xSTATUS",
  *        "DeferDriver: unloaded: D deferred, C continued, F failed".
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <fwpsk.h>
-#include <fwpmk.h>
+#include "test_driver.h"
 
 #define INITGUID
 #include <guiddef.h>
@@ -58,8 +55,6 @@ typedef struct DEFER_FLOW_ {
     ULONGLONG deferredAt;   /* KeQueryInterruptTime units (100 ns) */
 } DEFER_FLOW;
 
-static PDEVICE_OBJECT g_device;
-static HANDLE g_engine;
 static UINT32 g_calloutIds[2];
 static ULONG g_deferMs = DEFER_DEFAULT_MS;
 
@@ -188,15 +183,6 @@ static void NTAPI DeferFlowDelete(_In_ UINT16 layerId, _In_ UINT32 calloutId,
     InterlockedDecrement(&g_liveContexts);
 }
 
-static NTSTATUS NTAPI DeferNotify(_In_ FWPS_CALLOUT_NOTIFY_TYPE notifyType,
-                                  _In_ const GUID *filterKey, _Inout_ FWPS_FILTER0 *filter)
-{
-    UNREFERENCED_PARAMETER(notifyType);
-    UNREFERENCED_PARAMETER(filterKey);
-    UNREFERENCED_PARAMETER(filter);
-    return STATUS_SUCCESS;
-}
-
 /* ---- the continuing thread ----------------------------------------------------------- */
 
 /* PASSIVE_LEVEL, outside any classifyFn: the only place FwpsStreamContinue0
@@ -269,47 +255,22 @@ VOID DeferWorker(PVOID StartContext)
 
 /* ---- set-up and unload ---------------------------------------------------------------- */
 
-static NTSTATUS DeferRegister(_In_ const GUID *key, _Out_ UINT32 *calloutId)
-{
-    FWPS_CALLOUT0 callout = {0};
-    callout.calloutKey = *key;
-    callout.classifyFn = DeferClassify;
-    callout.notifyFn = DeferNotify;
-    callout.flowDeleteFn = DeferFlowDelete;
-    return FwpsCalloutRegister0(g_device, &callout, calloutId);
-}
-
-static NTSTATUS DeferAddFilter(_In_ const GUID *calloutKey, _In_ const GUID *layerKey)
-{
-    FWPM_CALLOUT0 callout = {0};
-    FWPM_FILTER0 filter = {0};
-    NTSTATUS status;
-
-    callout.calloutKey = *calloutKey;
-    callout.displayData.name = L"Defer test: stream";
-    callout.applicableLayer = *layerKey;
-    status = FwpmCalloutAdd0(g_engine, &callout, NULL, NULL);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    filter.displayData.name = L"Defer test: stream";
-    filter.layerKey = *layerKey;
-    filter.subLayerKey = DEFER_SUBLAYER;
-    filter.action.type = FWP_ACTION_CALLOUT_TERMINATING;
-    filter.action.calloutKey = *calloutKey;
-    filter.weight.type = FWP_EMPTY;
-    return FwpmFilterAdd0(g_engine, &filter, NULL, NULL);
-}
+static const TEST_STREAM_CALLOUT g_callout = {
+    .calloutKeys = {&DEFER_CALLOUT_V4, &DEFER_CALLOUT_V6},
+    .classifyFn = DeferClassify,
+    .flowDeleteFn = DeferFlowDelete,
+    .calloutName = L"Defer test: stream",
+    .filterName = L"Defer test: stream",
+    .filterAction = FWP_ACTION_CALLOUT_TERMINATING,
+    .sublayerKey = &DEFER_SUBLAYER,
+    .sublayerName = L"Defer test",
+};
 
 static void DeferCleanup(void)
 {
     KLOCK_QUEUE_HANDLE lockHandle;
-    LARGE_INTEGER interval;
 
-    if (g_engine != NULL) {
-        FwpmEngineClose0(g_engine); /* dynamic session: no classify comes any more */
-        g_engine = NULL;
-    }
+    TestCloseSession(); /* no classify comes any more */
     KeAcquireInStackQueuedSpinLock(&g_lock, &lockHandle);
     g_stopping = TRUE;
     KeReleaseInStackQueuedSpinLock(&lockHandle);
@@ -334,21 +295,10 @@ static void DeferCleanup(void)
         KeAcquireInStackQueuedSpinLock(&g_lock, &lockHandle);
     }
     KeReleaseInStackQueuedSpinLock(&lockHandle);
-    interval.QuadPart = -10 * 1000 * 10; /* 10 ms */
-    while (InterlockedCompareExchange(&g_liveContexts, 0, 0) != 0) {
-        KeDelayExecutionThread(KernelMode, FALSE, &interval);
-    }
+    TestWaitForZero(&g_liveContexts);
 
-    for (int i = 0; i < 2; i++) {
-        if (g_calloutIds[i] != 0) {
-            FwpsCalloutUnregisterById0(g_calloutIds[i]);
-            g_calloutIds[i] = 0;
-        }
-    }
-    if (g_device != NULL) {
-        IoDeleteDevice(g_device);
-        g_device = NULL;
-    }
+    TestUnregisterCallouts(g_calloutIds, 2);
+    TestDeleteDevice();
 }
 
 _Use_decl_annotations_
@@ -364,8 +314,6 @@ _Use_decl_annotations_
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
     RTL_QUERY_REGISTRY_TABLE table[2];
-    FWPM_SESSION0 session = {0};
-    FWPM_SUBLAYER0 sublayer = {0};
     HANDLE threadHandle;
     NTSTATUS status;
 
@@ -388,8 +336,7 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
         return status;
     }
 
-    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN,
-                            FALSE, &g_device);
+    status = TestCreateDevice(DriverObject);
     if (!NT_SUCCESS(status)) {
         return status;
     }
@@ -401,34 +348,7 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
         ZwClose(threadHandle);
     }
     if (NT_SUCCESS(status)) {
-        status = DeferRegister(&DEFER_CALLOUT_V4, &g_calloutIds[0]);
-    }
-    if (NT_SUCCESS(status)) {
-        status = DeferRegister(&DEFER_CALLOUT_V6, &g_calloutIds[1]);
-    }
-    if (NT_SUCCESS(status)) {
-        session.flags = FWPM_SESSION_FLAG_DYNAMIC;
-        status = FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, &session, &g_engine);
-    }
-    if (NT_SUCCESS(status)) {
-        status = FwpmTransactionBegin0(g_engine, 0);
-        if (NT_SUCCESS(status)) {
-            sublayer.subLayerKey = DEFER_SUBLAYER;
-            sublayer.displayData.name = L"Defer test";
-            sublayer.weight = 0x100;
-            status = FwpmSubLayerAdd0(g_engine, &sublayer, NULL);
-            if (NT_SUCCESS(status)) {
-                status = DeferAddFilter(&DEFER_CALLOUT_V4, &FWPM_LAYER_STREAM_V4);
-            }
-            if (NT_SUCCESS(status)) {
-                status = DeferAddFilter(&DEFER_CALLOUT_V6, &FWPM_LAYER_STREAM_V6);
-            }
-            if (NT_SUCCESS(status)) {
-                status = FwpmTransactionCommit0(g_engine);
-            } else {
-                FwpmTransactionAbort0(g_engine);
-            }
-        }
+        status = TestAddStreamCallout(&g_callout, g_calloutIds);
     }
     if (!NT_SUCCESS(status)) {
         DbgPrint("DeferDriver: set-up failed: 0x%08X\n", status);

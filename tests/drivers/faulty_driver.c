@@ -16,10 +16,7 @@
  * Faults: see g_faults below. The functions the verifier names in its
  * backtraces are exported (not static) so their names show.
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <fwpsk.h>
-#include <fwpmk.h>
+#include "test_driver.h"
 
 #define INITGUID
 #include <guiddef.h>
@@ -130,8 +127,6 @@ static const struct {
 };
 
 static FAULT g_fault;
-static PDEVICE_OBJECT g_device;
-static HANDLE g_engine;
 static HANDLE g_injection;
 static NDIS_HANDLE g_nblPool;
 static UINT32 g_streamIds[2], g_peekIds[2], g_aleIds[2], g_bareIds[2];
@@ -159,8 +154,8 @@ static void NTAPI FaultyInjectComplete(_In_ void *context, _Inout_ NET_BUFFER_LI
 /* Clones the indication and injects the clone for `calloutId` in the same
  * direction; the clone is freed on completion or failure. */
 NTSTATUS FaultyInjectClone(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
-                                  _In_ UINT64 flowHandle, _In_ UINT32 calloutId,
-                                  _In_ FWPS_STREAM_DATA0 *streamData, _In_ UINT32 streamFlags)
+                           _In_ UINT64 flowHandle, _In_ UINT32 calloutId,
+                           _In_ FWPS_STREAM_DATA0 *streamData, _In_ UINT32 streamFlags)
 {
     NET_BUFFER_LIST *clone = NULL;
     NTSTATUS status = FwpsCloneStreamData0(streamData, NULL, NULL, 0, &clone);
@@ -233,7 +228,8 @@ void NTAPI FaultyStreamClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
          * again (they enter below Peek). */
         if (streamData->dataLength != 0 && InterlockedExchange(&g_injectedForPeek, 1) == 0) {
             g_lastStatus = FaultyInjectClone(inFixedValues, inMetaValues->flowHandle,
-                                    g_peekIds[FaultyIsV6(inFixedValues)], streamData, direction);
+                                             g_peekIds[FaultyIsV6(inFixedValues)], streamData,
+                                             direction);
         }
         break;
     case FaultMixedInlineOob:
@@ -260,7 +256,8 @@ void NTAPI FaultyStreamClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     case FaultInjectAfterAbort:
         if (streamData->flags & FWPS_STREAM_FLAG_SEND_ABORT) {
             g_lastStatus = FaultyInjectClone(inFixedValues, inMetaValues->flowHandle,
-                                    filter->action.calloutId, streamData, FWPS_STREAM_FLAG_SEND);
+                                             filter->action.calloutId, streamData,
+                                             FWPS_STREAM_FLAG_SEND);
         }
         break;
     case FaultWaitInClassify: {
@@ -313,9 +310,9 @@ void NTAPI FaultyPeekClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     if (g_fault == FaultMixedInlineOob && packet->streamData->dataLength != 0) {
         /* Out of band for the faulty callout below, which edits inline. */
         g_lastStatus = FaultyInjectClone(inFixedValues, inMetaValues->flowHandle,
-                                g_streamIds[FaultyIsV6(inFixedValues)], packet->streamData,
-                                packet->streamData->flags &
-                                    (FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_RECEIVE));
+                                         g_streamIds[FaultyIsV6(inFixedValues)], packet->streamData,
+                                         packet->streamData->flags &
+                                             (FWPS_STREAM_FLAG_SEND | FWPS_STREAM_FLAG_RECEIVE));
     }
 }
 
@@ -415,7 +412,7 @@ static NTSTATUS FaultyAddFilter(_In_opt_ const GUID *calloutKey, _In_ const GUID
         callout.displayData.name = L"Faulty callout";
         callout.applicableLayer = *layerKey;
         status = FwpmCalloutAdd0(g_engine, &callout, NULL, NULL);
-        if (!NT_SUCCESS(status) && status != STATUS_FWP_ALREADY_EXISTS) {
+        if (!NT_SUCCESS(status)) {
             return status;
         }
         filter.action.calloutKey = *calloutKey;
@@ -532,32 +529,17 @@ static NTSTATUS FaultyReadParameters(_In_ PUNICODE_STRING RegistryPath)
 static void FaultyCleanup(void)
 {
     if (g_fault != FaultUnloadKeepsCallouts) {
-        if (g_engine != NULL) {
-            FwpmEngineClose0(g_engine); /* dynamic session: its filters go */
-            g_engine = NULL;
-        }
-        for (int v = 0; v < 2; v++) {
-            UINT32 *ids[4] = {&g_streamIds[v], &g_peekIds[v], &g_aleIds[v], &g_bareIds[v]};
-            for (int i = 0; i < 4; i++) {
-                if (*ids[i] != 0) {
-                    FwpsCalloutUnregisterById0(*ids[i]);
-                    *ids[i] = 0;
-                }
-            }
-        }
+        TestCloseSession();
+        TestUnregisterCallouts(g_streamIds, 2);
+        TestUnregisterCallouts(g_peekIds, 2);
+        TestUnregisterCallouts(g_aleIds, 2);
+        TestUnregisterCallouts(g_bareIds, 2);
     }
-    if (g_injection != NULL && g_fault != FaultLeakInjectionHandle) {
-        FwpsInjectionHandleDestroy0(g_injection);
-        g_injection = NULL;
+    if (g_fault == FaultLeakInjectionHandle) {
+        g_injection = NULL; /* forgotten: never destroyed */
     }
-    if (g_nblPool != NULL) {
-        NdisFreeNetBufferListPool(g_nblPool);
-        g_nblPool = NULL;
-    }
-    if (g_device != NULL) {
-        IoDeleteDevice(g_device);
-        g_device = NULL;
-    }
+    TestDestroyInjection(&g_injection, &g_nblPool);
+    TestDeleteDevice();
 }
 
 _Use_decl_annotations_
@@ -616,8 +598,6 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     static const GUID *const peekKeys[2] = {&FAULTY_PEEK_V4, &FAULTY_PEEK_V6};
     static const GUID *const aleKeys[2] = {&FAULTY_ALE_V4, &FAULTY_ALE_V6};
     static const GUID *const bareKeys[2] = {&FAULTY_BARE_V4, &FAULTY_BARE_V6};
-    NET_BUFFER_LIST_POOL_PARAMETERS poolParameters = {0};
-    FWPM_SESSION0 session = {0};
     NTSTATUS status;
 
     KeInitializeEvent(&g_never, NotificationEvent, FALSE);
@@ -625,24 +605,11 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     if (!NT_SUCCESS(status)) {
         return status;
     }
-    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN,
-                            FALSE, &g_device);
+    status = TestCreateDevice(DriverObject);
     if (!NT_SUCCESS(status)) {
         return status;
     }
-    status = FwpsInjectionHandleCreate0(AF_UNSPEC, FWPS_INJECTION_TYPE_STREAM, &g_injection);
-    if (NT_SUCCESS(status)) {
-        poolParameters.Header.Type = NDIS_OBJECT_TYPE_DEFAULT;
-        poolParameters.Header.Revision = NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        poolParameters.Header.Size = NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        poolParameters.ProtocolId = NDIS_PROTOCOL_ID_DEFAULT;
-        poolParameters.fAllocateNetBuffer = TRUE;
-        poolParameters.PoolTag = FAULTY_TAG;
-        g_nblPool = NdisAllocateNetBufferListPool(NULL, &poolParameters);
-        if (g_nblPool == NULL) {
-            status = STATUS_INSUFFICIENT_RESOURCES;
-        }
-    }
+    status = TestCreateInjection(FAULTY_TAG, &g_injection, &g_nblPool);
     for (int v = 0; v < 2 && NT_SUCCESS(status); v++) {
         status = FaultyRegister(streamKeys[v], FaultyStreamClassify, TRUE, &g_streamIds[v]);
         if (NT_SUCCESS(status)) {
@@ -656,18 +623,12 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
         }
     }
     if (NT_SUCCESS(status)) {
-        session.flags = FWPM_SESSION_FLAG_DYNAMIC;
-        status = FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, &session, &g_engine);
+        status = TestOpenSession();
     }
     if (NT_SUCCESS(status)) {
         status = FwpmTransactionBegin0(g_engine, 0);
         if (NT_SUCCESS(status)) {
-            status = FaultyAddFilters();
-            if (NT_SUCCESS(status)) {
-                status = FwpmTransactionCommit0(g_engine);
-            } else {
-                FwpmTransactionAbort0(g_engine);
-            }
+            status = TestEndTransaction(FaultyAddFilters());
         }
     }
     if (!NT_SUCCESS(status)) {

@@ -28,11 +28,7 @@
  * DriverUnload prints how much was injected and how many injections
  * completed with a failure status (those the data plane discarded).
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <ndis.h>
-#include <fwpsk.h>
-#include <fwpmk.h>
+#include "test_driver.h"
 
 #define INITGUID
 #include <guiddef.h>
@@ -72,8 +68,6 @@ DRIVER_INITIALIZE DriverEntry;
 DRIVER_UNLOAD FloodUnload;
 static IO_WORKITEM_ROUTINE FloodWorker;
 
-static PDEVICE_OBJECT g_device;
-static HANDLE g_engine;
 static HANDLE g_injection;
 static NDIS_HANDLE g_nblPool;
 static UINT32 g_calloutIds[2];
@@ -306,22 +300,10 @@ static void NTAPI FloodClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     }
 }
 
-static NTSTATUS NTAPI FloodNotify(_In_ FWPS_CALLOUT_NOTIFY_TYPE notifyType,
-                                  _In_ const GUID *filterKey, _Inout_ FWPS_FILTER0 *filter)
-{
-    UNREFERENCED_PARAMETER(notifyType);
-    UNREFERENCED_PARAMETER(filterKey);
-    UNREFERENCED_PARAMETER(filter);
-    return STATUS_SUCCESS;
-}
-
 /* ---- parameters --------------------------------------------------------------------- */
 
 static NTSTATUS FloodReadParameters(_In_ PUNICODE_STRING RegistryPath)
 {
-    OBJECT_ATTRIBUTES attributes;
-    UNICODE_STRING parametersName = RTL_CONSTANT_STRING(L"Parameters");
-    HANDLE serviceKey = NULL;
     HANDLE parametersKey = NULL;
     RTL_QUERY_REGISTRY_TABLE table[5];
     WCHAR modeBuffer[16] = {0};
@@ -334,15 +316,7 @@ static NTSTATUS FloodReadParameters(_In_ PUNICODE_STRING RegistryPath)
     ULONG direction = 1;
     NTSTATUS status;
 
-    InitializeObjectAttributes(&attributes, RegistryPath, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
-                               NULL, NULL);
-    status = ZwOpenKey(&serviceKey, KEY_READ, &attributes);
-    if (NT_SUCCESS(status)) {
-        InitializeObjectAttributes(&attributes, &parametersName,
-                                   OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, serviceKey, NULL);
-        status = ZwOpenKey(&parametersKey, KEY_READ, &attributes);
-        ZwClose(serviceKey);
-    }
+    status = TestOpenParametersKey(RegistryPath, &parametersKey);
     mode.Buffer = modeBuffer;
     mode.Length = 0;
     mode.MaximumLength = sizeof(modeBuffer);
@@ -407,72 +381,29 @@ static NTSTATUS FloodReadParameters(_In_ PUNICODE_STRING RegistryPath)
 
 /* ---- registration ------------------------------------------------------------------- */
 
-static NTSTATUS FloodAddCallout(_In_ const GUID *calloutKey, _In_ const GUID *layerKey,
-                                _Out_ UINT32 *calloutId)
-{
-    FWPS_CALLOUT0 sCallout = {0};
-    FWPM_CALLOUT0 mCallout = {0};
-    FWPM_FILTER0 filter = {0};
-    NTSTATUS status;
-
-    sCallout.calloutKey = *calloutKey;
-    sCallout.classifyFn = FloodClassify;
-    sCallout.notifyFn = FloodNotify;
-    sCallout.flowDeleteFn = FloodFlowDelete;
-    status = FwpsCalloutRegister0(g_device, &sCallout, calloutId);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    mCallout.calloutKey = *calloutKey;
-    mCallout.displayData.name = L"Flood";
-    mCallout.applicableLayer = *layerKey;
-    status = FwpmCalloutAdd0(g_engine, &mCallout, NULL, NULL);
-    if (!NT_SUCCESS(status)) {
-        return status;
-    }
-    filter.displayData.name = L"Inject far more than the stream carries";
-    filter.layerKey = *layerKey;
-    filter.subLayerKey = FLOOD_SUBLAYER;
-    filter.action.type = FWP_ACTION_CALLOUT_TERMINATING;
-    filter.action.calloutKey = *calloutKey;
-    filter.weight.type = FWP_EMPTY;
-    return FwpmFilterAdd0(g_engine, &filter, NULL, NULL);
-}
+static const TEST_STREAM_CALLOUT g_callout = {
+    .calloutKeys = {&FLOOD_CALLOUT_V4, &FLOOD_CALLOUT_V6},
+    .classifyFn = FloodClassify,
+    .flowDeleteFn = FloodFlowDelete,
+    .calloutName = L"Flood",
+    .filterName = L"Inject far more than the stream carries",
+    .filterAction = FWP_ACTION_CALLOUT_TERMINATING,
+    .sublayerKey = &FLOOD_SUBLAYER,
+    .sublayerName = L"Flood",
+};
 
 static void FloodCleanup(void)
 {
-    LARGE_INTEGER interval;
-
     InterlockedExchange(&g_stopping, 1);
-    if (g_engine != NULL) {
-        FwpmEngineClose0(g_engine); /* dynamic session: its objects go with it */
-        g_engine = NULL;
-    }
+    TestCloseSession();
     /* Flows are deleted before the driver unloads; their workers and
-     * injections finish after that. */
-    interval.QuadPart = -10 * 1000 * 10; /* 10 ms */
-    while (InterlockedCompareExchange(&g_liveFlows, 0, 0) != 0 ||
-           InterlockedCompareExchange(&g_pendingInjections, 0, 0) != 0) {
-        KeDelayExecutionThread(KernelMode, FALSE, &interval);
-    }
-    for (int i = 0; i < 2; i++) {
-        if (g_calloutIds[i] != 0) {
-            FwpsCalloutUnregisterById0(g_calloutIds[i]);
-            g_calloutIds[i] = 0;
-        }
-    }
-    if (g_injection != NULL) {
-        FwpsInjectionHandleDestroy0(g_injection);
-        g_injection = NULL;
-    }
-    if (g_nblPool != NULL) {
-        NdisFreeNetBufferListPool(g_nblPool);
-        g_nblPool = NULL;
-    }
-    if (g_device != NULL) {
-        IoDeleteDevice(g_device);
-        g_device = NULL;
-    }
+     * injections finish after that (no new flow starts once g_stopping is
+     * set, and a flow's injections hold it). */
+    TestWaitForZero(&g_liveFlows);
+    TestWaitForZero(&g_pendingInjections);
+    TestUnregisterCallouts(g_calloutIds, 2);
+    TestDestroyInjection(&g_injection, &g_nblPool);
+    TestDeleteDevice();
 }
 
 _Use_decl_annotations_
@@ -487,9 +418,6 @@ VOID FloodUnload(PDRIVER_OBJECT DriverObject)
 _Use_decl_annotations_
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
-    FWPM_SESSION0 session = {0};
-    FWPM_SUBLAYER0 sublayer = {0};
-    NET_BUFFER_LIST_POOL_PARAMETERS poolParameters = {0};
     NTSTATUS status;
 
     NT_ASSERT(KeGetCurrentIrql() == PASSIVE_LEVEL);
@@ -500,48 +428,13 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
     }
     RtlFillMemory(g_chunk, sizeof(g_chunk), 'F');
 
-    status = IoCreateDevice(DriverObject, 0, NULL, FILE_DEVICE_NETWORK, FILE_DEVICE_SECURE_OPEN,
-                            FALSE, &g_device);
+    status = TestCreateDevice(DriverObject);
     if (!NT_SUCCESS(status)) {
         return status;
     }
-    status = FwpsInjectionHandleCreate0(AF_UNSPEC, FWPS_INJECTION_TYPE_STREAM, &g_injection);
+    status = TestCreateInjection(FLOOD_TAG, &g_injection, &g_nblPool);
     if (NT_SUCCESS(status)) {
-        poolParameters.Header.Type = NDIS_OBJECT_TYPE_DEFAULT;
-        poolParameters.Header.Revision = NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        poolParameters.Header.Size = NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1;
-        poolParameters.fAllocateNetBuffer = TRUE;
-        poolParameters.PoolTag = FLOOD_TAG;
-        g_nblPool = NdisAllocateNetBufferListPool(NULL, &poolParameters);
-        if (g_nblPool == NULL) {
-            status = STATUS_INSUFFICIENT_RESOURCES;
-        }
-    }
-    if (NT_SUCCESS(status)) {
-        session.flags = FWPM_SESSION_FLAG_DYNAMIC;
-        status = FwpmEngineOpen0(NULL, RPC_C_AUTHN_WINNT, NULL, &session, &g_engine);
-    }
-    if (NT_SUCCESS(status)) {
-        status = FwpmTransactionBegin0(g_engine, 0);
-        if (NT_SUCCESS(status)) {
-            sublayer.subLayerKey = FLOOD_SUBLAYER;
-            sublayer.displayData.name = L"Flood";
-            sublayer.weight = 0x100;
-            status = FwpmSubLayerAdd0(g_engine, &sublayer, NULL);
-            if (NT_SUCCESS(status)) {
-                status = FloodAddCallout(&FLOOD_CALLOUT_V4, &FWPM_LAYER_STREAM_V4,
-                                         &g_calloutIds[0]);
-            }
-            if (NT_SUCCESS(status)) {
-                status = FloodAddCallout(&FLOOD_CALLOUT_V6, &FWPM_LAYER_STREAM_V6,
-                                         &g_calloutIds[1]);
-            }
-            if (NT_SUCCESS(status)) {
-                status = FwpmTransactionCommit0(g_engine);
-            } else {
-                FwpmTransactionAbort0(g_engine);
-            }
-        }
+        status = TestAddStreamCallout(&g_callout, g_calloutIds);
     }
     if (!NT_SUCCESS(status)) {
         DbgPrint("FloodDriver: set-up failed: 0x%08X\n", status);

@@ -3,9 +3,7 @@
  * its service key with ZwOpenKey / ZwQueryValueKey, and the same values
  * again with RtlQueryRegistryValues.
  */
-#include <ntddk.h>
-#include <wdm.h>
-#include <ntstrsafe.h>
+#include "test_driver.h"
 
 #define PARAM_TAG 'mraP'
 
@@ -47,28 +45,16 @@ VOID ParamUnload(PDRIVER_OBJECT DriverObject)
 _Use_decl_annotations_
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
-    OBJECT_ATTRIBUTES attributes;
-    HANDLE serviceKey = NULL;
     HANDLE parametersKey = NULL;
-    UNICODE_STRING parameters = RTL_CONSTANT_STRING(L"Parameters");
     PKEY_VALUE_PARTIAL_INFORMATION info = NULL;
     ULONG threshold = 0;
     WCHAR greeting[64] = {0};
     NTSTATUS status;
 
-    InitializeObjectAttributes(&attributes, RegistryPath,
-                               OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
-    status = ZwOpenKey(&serviceKey, KEY_READ, &attributes);
+    status = TestOpenParametersKey(RegistryPath, &parametersKey);
     if (!NT_SUCCESS(status)) {
-        DbgPrint("ParamDriver: cannot open %wZ: 0x%08X\n", RegistryPath, status);
-        return status;
-    }
-    InitializeObjectAttributes(&attributes, &parameters, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
-                               serviceKey, NULL);
-    status = ZwOpenKey(&parametersKey, KEY_READ, &attributes);
-    ZwClose(serviceKey);
-    if (!NT_SUCCESS(status)) {
-        DbgPrint("ParamDriver: no Parameters key: 0x%08X\n", status);
+        DbgPrint("ParamDriver: cannot open the Parameters key of %wZ: 0x%08X\n", RegistryPath,
+                 status);
         return status;
     }
 
