@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -73,33 +72,9 @@ def make_drop(path):
 
 def curl(args, timeout=300):
     """curl to stdout: (exit code, body, http code, header bytes, stderr)."""
-    p = subprocess.run(["curl", "-s", "-S", "--max-time", str(timeout), "-w",
-                        "%{stderr}\\n%{http_code} %{size_header}\\n", *args],
-                       capture_output=True, timeout=timeout + 30)
-    err = p.stderr.decode(errors="replace")
-    last = err.strip().splitlines()[-1].split() if err.strip() else []
-    code, header = (int(last[0]), int(last[1])) if len(last) == 2 and \
-        all(x.isdigit() for x in last) else (0, 0)
-    return p.returncode, p.stdout, code, header, err
-
-
-def raw_get(port, path, timeout=120):
-    """HTTP/1.0 GET with a plain socket, read to EOF: the body need not
-    match Content-Length (edited streams). (head, body, error or None)."""
-    data = bytearray()
-    error = None
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\nHost: x\r\n\r\n")
-            while True:
-                b = s.recv(1 << 20)
-                if not b:
-                    break
-                data += b
-    except OSError as e:
-        error = e
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
-    return head, body, error
+    rc, body, err = L.curl(*L.CURL_STATUS, *args, timeout=timeout)
+    code, header = L.curl_status(err)
+    return rc, body, code, header, err
 
 
 def reset_seen(port, request=None, timeout=30):
@@ -125,7 +100,7 @@ def reset_seen(port, request=None, timeout=30):
 
 def settled(proxy, name):
     """The statistics once every connection is closed (checked)."""
-    s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+    s = proxy.wait_closed()
     if s.get("connections_open") != 0:
         L.check("%s: every connection closed (connections_open 0)" % name, False, s)
     return s
@@ -138,10 +113,7 @@ def stop(proxy, name):
 
 
 def start(nginx, args):
-    port = L.free_port()
-    proxy = proxy_started(L.Proxy(OPENWFP, ["--listen", "127.0.0.1:%d" % port, "--upstream",
-                                            "127.0.0.1:%d" % nginx.port, *args]))
-    return proxy, port
+    return L.start(OPENWFP, nginx.port, *args)
 
 
 # ---- S28: edited bytes arrive edited -------------------------------------------
@@ -178,7 +150,7 @@ def test_stream_edit(nginx, masked, replace):
                                 "--driver-param", "Direction=1"])
     try:
         want = masked.replace(WORD, replace.encode())
-        head, body, error = raw_get(port, "/masked.bin")
+        head, body, error = L.raw_get(port, "/masked.bin")
         L.check("%s: the body (%d bytes) is the file with every %r replaced (%d bytes)"
                 % (name, len(masked), WORD.decode(), len(want)),
                 error is None and head.startswith(b"HTTP/1.1 200") and body == want,
@@ -264,29 +236,15 @@ def test_allow(nginx, dropdata, big_sha):
                 s.get("dropped") == 0 and s.get("offloaded_splice") == 1 and
                 s.get("bytes_offloaded_receive", 0) > 0, s)
         before = s
-        p = subprocess.Popen(["curl", "-s", "-S", "-w", "%{stderr}%{size_header}",
-                              "http://127.0.0.1:%d/big.bin" % port],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        h, n = hashlib.sha256(), 0
-        try:
-            for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
-                h.update(chunk)
-                n += len(chunk)
-            err = p.stderr.read().decode(errors="replace")
-            rc = p.wait(300)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-            p.stderr.close()
+        rc, sha, n, err = L.hash_output(["curl", "-s", "-S", *L.CURL_STATUS,
+                                         "http://127.0.0.1:%d/big.bin" % port], 300)
         L.check("%s: 100 MiB download, sha256 intact" % name,
-                rc == 0 and n == BIG and h.hexdigest() == big_sha, "curl %d, %d bytes %s" % (rc, n, err))
+                rc == 0 and n == BIG and sha == big_sha, "curl %d, %d bytes %s" % (rc, n, err))
         s = settled(proxy, name)
         L.check("%s: offloaded_splice == 2, bytes_offloaded_receive > 0" % name,
                 s.get("offloaded_splice") == 2 and
                 s.get("bytes_offloaded_receive", 0) > before.get("bytes_offloaded_receive", 0), s)
-        header = int(err.strip()) if err.strip().isdigit() else -1
+        _, header = L.curl_status(err)
         read = s.get("bytes_read_receive", 0) - before.get("bytes_read_receive", 0)
         off = s.get("bytes_offloaded_receive", 0) - before.get("bytes_offloaded_receive", 0)
         L.check("%s: engine bytes + spliced bytes == the response (%d); the engine saw "
@@ -301,12 +259,10 @@ def test_allow(nginx, dropdata, big_sha):
 def test_ale_block(nginx, root):
     name = "E5 ALE block (--example block-port)"
     other = L.Nginx(root)
-    port, port2 = L.free_port(), L.free_port()
-    proxy = proxy_started(L.Proxy(OPENWFP, ["--listen", "127.0.0.1:%d" % port, "--upstream",
-                                            "127.0.0.1:%d" % nginx.port,
-                                            "--listen", "127.0.0.1:%d" % port2, "--upstream",
-                                            "127.0.0.1:%d" % other.port,
-                                            "--example", "block-port=%d" % nginx.port]))
+    port2 = L.free_port()
+    proxy, port = start(nginx, ["--listen", "127.0.0.1:%d" % port2,
+                                "--upstream", "127.0.0.1:%d" % other.port,
+                                "--example", "block-port=%d" % nginx.port])
     try:
         reset, n, detail = reset_seen(port)
         L.check("%s: a client of the blocked port gets a reset" % name, reset and n == 0, detail)
@@ -364,7 +320,6 @@ def test_defer(nginx, big_sha):
     client = None
     try:
         client = socket.create_connection(("127.0.0.1", port), timeout=10)
-        local = client.getsockname()
         client.sendall(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
         L.check("%s: the driver deferred the first received data" % name,
                 proxy.wait_log("DeferDriver: deferring flow", 15), proxy.text()[-2000:])
@@ -464,7 +419,7 @@ def test_defer_reset(nginx):
         c.sendall(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
         L.check("%s: deferred" % name, proxy.wait_log("DeferDriver: deferring flow", 15),
                 proxy.text()[-2000:])
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        L.linger_rst(c)
         c.close()
         t0 = time.time()
         s = settled(proxy, name)
@@ -481,22 +436,6 @@ def test_defer_reset(nginx):
     L.check("%s: the driver owed nothing at unload (1 deferred, 0 continued, 0 failed)" % name,
             rc == 0 and "DeferDriver: unloaded: 1 deferred, 0 continued, 0 failed" in proxy.text(),
             proxy.text()[-2000:])
-
-
-PROXY_LOGS = []
-
-
-def proxy_started(proxy):
-    """Notes the proxy's log file, removed at the end when every check passed."""
-    PROXY_LOGS.append(proxy.log_path)
-    return proxy
-
-
-def remove_logs():
-    if not L.failures:
-        for path in PROXY_LOGS:
-            if os.path.exists(path):
-                os.unlink(path)
 
 
 def main():
@@ -516,25 +455,18 @@ def main():
         L.make_file(os.path.join(root, "1k.bin"), 1024)
         print("     (files made in %.1f s)" % (time.time() - t0), flush=True)
         nginx = L.Nginx(root)
-        for test, args in ((test_mask, (nginx, masked)),
-                           (test_stream_edit, (nginx, masked, "<<REDACTED>>")),
-                           (test_stream_edit, (nginx, masked, "")),
-                           (test_drop, (nginx, dropdata)),
-                           (test_allow, (nginx, dropdata, big_sha)),
-                           (test_ale_block, (nginx, root)),
-                           (test_defer, (nginx, big_sha)),
-                           (test_defer_reset, (nginx,))):
-            t0 = time.time()
-            try:
-                test(*args)
-            except Exception as e:  # a failed start: report it, run the others
-                L.check("%s ran" % test.__name__, False, repr(e))
-            print("     (%s: %.1f s)" % (test.__name__, time.time() - t0), flush=True)
+        L.run_tests([(test_mask, (nginx, masked)),
+                     (test_stream_edit, (nginx, masked, "<<REDACTED>>")),
+                     (test_stream_edit, (nginx, masked, "")),
+                     (test_drop, (nginx, dropdata)),
+                     (test_allow, (nginx, dropdata, big_sha)),
+                     (test_ale_block, (nginx, root)),
+                     (test_defer, (nginx, big_sha)),
+                     (test_defer_reset, (nginx,))])
     finally:
         if nginx:
             nginx.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    remove_logs()
     return L.finish()
 
 

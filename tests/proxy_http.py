@@ -20,7 +20,6 @@ usage: proxy_http.py OPENWFP
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,63 +57,31 @@ class Files:
 def curl(args, timeout=600):
     """curl -s -S ARGS -w CURL_FMT: (exit code, [per-transfer dicts], stderr).
     The body goes wherever ARGS say (-o)."""
-    p = subprocess.run(["curl", "-s", "-S", "--max-time", str(timeout), "-w", CURL_FMT, *args],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout + 30)
+    rc, out, err = L.curl("-w", CURL_FMT, *args, timeout=timeout)
     transfers = []
-    for line in p.stdout.decode(errors="replace").splitlines():
+    for line in out.decode(errors="replace").splitlines():
         f = line.split()
         if len(f) == 6 and all(x.isdigit() for x in f):
             transfers.append(dict(zip(("code", "body", "header", "upload", "request", "connects"),
                                       map(int, f))))
-    return p.returncode, transfers, p.stderr.decode(errors="replace")
+    return rc, transfers, err
 
 
 def curl_sha(url, timeout=600):
-    """Downloads url with curl, hashing the body as it streams in (the -w
-    line goes to stderr). Returns (exit code, http code, sha256, bytes,
-    stderr, header bytes)."""
-    p = subprocess.Popen(["curl", "-s", "-S", "--max-time", str(timeout), "-g", "-w",
-                          "%{stderr}\\n%{http_code} %{size_header}\\n", url],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    h, n = hashlib.sha256(), 0
-    try:
-        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
-            h.update(chunk)
-            n += len(chunk)
-        err = p.stderr.read().decode(errors="replace")
-        rc = p.wait(timeout + 30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
-    last = err.strip().splitlines()[-1].split() if err.strip() else []
-    code, header = (int(last[0]), int(last[1])) if len(last) == 2 and \
-        all(x.isdigit() for x in last) else (0, 0)
-    return rc, code, h.hexdigest(), n, err, header
+    """Downloads url with curl, hashing the body as it streams in. Returns
+    (exit code, http code, sha256, bytes, stderr, header bytes)."""
+    rc, sha, n, err = L.hash_output(["curl", "-s", "-S", "--max-time", str(timeout), "-g",
+                                     *L.CURL_STATUS, url], timeout + 30)
+    code, header = L.curl_status(err)
+    return rc, code, sha, n, err, header
 
 
 def wget_sha(url, timeout=600, extra=()):
     """The same with wget -O - (also several URLs: the bodies one after the
     other). Returns (exit code, sha256, bytes, stderr)."""
     urls = [url] if isinstance(url, str) else list(url)
-    p = subprocess.Popen(["wget", "-q", "-T", str(timeout), "-t", "1", *extra, "-O", "-", *urls],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    h, n = hashlib.sha256(), 0
-    try:
-        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
-            h.update(chunk)
-            n += len(chunk)
-        err = p.stderr.read().decode(errors="replace")
-        rc = p.wait(timeout + 30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
-    return rc, h.hexdigest(), n, err
+    return L.hash_output(["wget", "-q", "-T", str(timeout), "-t", "1", *extra, "-O", "-", *urls],
+                         timeout + 30)
 
 
 class Run:
@@ -131,7 +98,7 @@ class Run:
             listen = "127.0.0.1" if k[0] == "4" else "[::1]"
             up = "127.0.0.1" if k[1] == "4" else "[::1]"
             routes += ["--listen", "%s:%d" % (listen, port), "--upstream", "%s:%d" % (up, nginx.port)]
-        self.proxy = proxy_started(L.Proxy(OPENWFP, routes + ["--workers", str(WORKERS)] + args))
+        self.proxy = L.Proxy(OPENWFP, routes + ["--workers", str(WORKERS)] + args)
         self.body_down = 0  # body bytes the clients received
         self.body_up = 0    # body bytes the clients uploaded
 
@@ -179,7 +146,7 @@ class Run:
     def big(self):
         """100 MiB each way; the proxy's byte counters must grow by exactly
         what curl says went over the connection."""
-        before = self.proxy.fresh_stats()
+        before = self.proxy.stats()
         t0 = time.time()
         rc, code, sha, n, err, header = curl_sha(self.url("/big.bin"))
         self.check("curl download 100 MiB", rc == 0 and code == 200 and
@@ -187,14 +154,14 @@ class Run:
                    % (rc, code, n, err))
         self.body_down += n
         t1 = time.time()
-        mid = self.proxy.fresh_stats()
+        mid = self.proxy.stats()
         got = moved_receive(mid) - moved_receive(before)
         self.check("download: the proxy relayed exactly the response (%d bytes)" % (header + n),
                    rc == 0 and got == header + n, "proxy: %d" % got)
         t = self.upload("big", "44")
         t2 = time.time()
         print("     (%s: 100 MiB down %.1f s, up %.1f s)" % (self.name, t1 - t0, t2 - t1), flush=True)
-        after = self.proxy.fresh_stats()
+        after = self.proxy.stats()
         got = moved_send(after) - moved_send(mid)
         want = t["request"] + t["upload"] if t else -1
         self.check("upload: the proxy relayed exactly the request (%d bytes)" % want,
@@ -204,7 +171,7 @@ class Run:
         """Several URLs in one curl run: one connection, also for the proxy,
         which moved exactly the bytes curl counted."""
         urls = [self.url("/%s.bin" % n) for n in ("1k", "1m", "0", "1", "1m")]
-        before = self.proxy.fresh_stats()
+        before = self.proxy.stats()
         args = []
         for u in urls:
             args += ["-o", "/dev/null", u]
@@ -214,7 +181,7 @@ class Run:
                    "curl %d %s %s" % (rc, t, err))
         self.check("keep-alive: curl made 1 connection (num_connects total)",
                    sum(x["connects"] for x in t) == 1, t)
-        after = self.proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        after = self.proxy.wait_closed()
         self.check("keep-alive: the proxy accepted 1 connection for it",
                    after.get("connections_accepted", 0) - before.get("connections_accepted", 0) == 1,
                    (before, after))
@@ -231,7 +198,7 @@ class Run:
         """2,000 requests: over one keep-alive connection, one connection
         each (curl with Connection: close, wget without keep-alive)."""
         url = self.url("/1k.bin")
-        before = self.proxy.fresh_stats()
+        before = self.proxy.stats()
         cfg = os.path.join(tmp, "many.curl")
         with open(cfg, "w") as f:
             for _ in range(SMALL_KEEPALIVE):
@@ -260,7 +227,7 @@ class Run:
                    rc == 0 and n == 1024 * SMALL_WGET and sha == want, "wget %d %d bytes %s"
                    % (rc, n, err[-2000:]))
         self.body_down += n
-        after = self.proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        after = self.proxy.wait_closed()
         want_conns = 1 + SMALL_CLOSE + SMALL_WGET
         got = after.get("connections_accepted", 0) - before.get("connections_accepted", 0)
         self.check("the proxy accepted %d connections for them" % want_conns, got == want_conns, got)
@@ -347,22 +314,6 @@ CONFIGS = [
 ]
 
 
-PROXY_LOGS = []
-
-
-def proxy_started(proxy):
-    """Notes the proxy's log file, removed at the end when every check passed."""
-    PROXY_LOGS.append(proxy.log_path)
-    return proxy
-
-
-def remove_logs():
-    if not L.failures:
-        for path in PROXY_LOGS:
-            if os.path.exists(path):
-                os.unlink(path)
-
-
 def main():
     missing = L.missing_tools("nginx", "curl", "wget")
     if missing:
@@ -400,7 +351,6 @@ def main():
             if L.failures and errors:
                 print("nginx error log:\n" + errors[-3000:])
         shutil.rmtree(tmp, ignore_errors=True)
-    remove_logs()
     return L.finish()
 
 

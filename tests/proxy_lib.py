@@ -1,6 +1,8 @@
 """Shared pieces of the `openwfp proxy` tests: real peers (nginx from
-Debian, started on loopback ports in a temporary directory), the proxy as a
-child process, its statistics and its descriptor count, and the checks.
+Debian, started on loopback ports in a temporary directory, with TLS if
+asked; curl and wget), the proxy as a child process, its statistics and its
+descriptor count, network namespaces, and the checks (those of
+replay_lib.py: the same "ok  "/"FAIL" lines).
 """
 import contextlib
 import ctypes
@@ -11,27 +13,27 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 
-failures = []
+import replay_lib
+from replay_lib import check, failures  # noqa: F401 (the tests' L.check, L.failures)
 
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name), flush=True)
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + str(detail).strip().replace("\n", "\n     "), flush=True)
-    return cond
+# Every Proxy's log file, removed by finish() when every check passed.
+_logs = []
 
 
 def finish():
-    if failures:
-        print("%d check(s) failed: %s" % (len(failures), ", ".join(failures)))
-        return 1
-    return 0
+    """The exit status (replay_lib.finish()); the proxies' logs are
+    removed when every check passed."""
+    rc = replay_lib.finish()
+    if rc == 0:
+        for path in _logs:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    return rc
 
 
 def missing_tools(*names):
@@ -40,11 +42,11 @@ def missing_tools(*names):
     return [n for n in names if shutil.which(n) is None]
 
 
-def free_port(family=socket.AF_INET):
+def free_port():
     """A port nobody listens on now, for both 127.0.0.1 and ::1."""
     while True:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         try:
             with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
@@ -54,8 +56,18 @@ def free_port(family=socket.AF_INET):
             continue
 
 
+def wait_for(pred, timeout=20.0, step=0.05):
+    """Polls pred() every `step` seconds until it is true or `timeout` has
+    passed; returns its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(step)
+
+
 def wait_port(host, port, timeout=10.0):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -90,13 +102,23 @@ def sha256_file(path):
 
 class Nginx:
     """nginx on 127.0.0.1:PORT and [::1]:PORT serving `root`; PUT under
-    /upload/ stores the body in root/upload/ (the dav module)."""
+    /upload/ stores the body in root/upload/ (the dav module). tls=True:
+    HTTPS, with a throw-away self-signed certificate made here."""
 
-    def __init__(self, root, port=None):
+    def __init__(self, root, port=None, tls=False):
         self.root = root
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="owfp-nginx-")
         os.makedirs(os.path.join(root, "upload"), exist_ok=True)
+        ssl = cert = ""
+        if tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "1", "-subj", "/CN=openwfp-test",
+                            "-keyout", self.dir + "/key.pem", "-out", self.dir + "/cert.pem"],
+                           check=True, capture_output=True)
+            ssl = " ssl"
+            cert = "ssl_certificate {d}/cert.pem; ssl_certificate_key {d}/key.pem;".format(
+                d=self.dir)
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write("""
@@ -118,8 +140,9 @@ http {{
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
     server {{
-        listen 127.0.0.1:{p};
-        listen [::1]:{p};
+        listen 127.0.0.1:{p}{ssl};
+        listen [::1]:{p}{ssl};
+        {cert}
         root {r};
         location /upload/ {{
             dav_methods PUT;
@@ -132,7 +155,7 @@ http {{
         }}
     }}
 }}
-""".format(d=self.dir, p=self.port, r=root))
+""".format(d=self.dir, p=self.port, r=root, ssl=ssl, cert=cert))
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port("127.0.0.1", self.port):
@@ -158,17 +181,19 @@ http {{
 
 
 class Proxy:
-    """`openwfp proxy ARGS...` as a child; its log goes to a file."""
+    """`openwfp proxy ARGS...` as a child; its log goes to a file (removed
+    by finish() when every check passed). Started once the log has the line
+    `ready` ("event=listening" unless given; None: at once)."""
 
-    def __init__(self, openwfp, args, listen=None, env=None, preexec_fn=None, ready=True):
+    def __init__(self, openwfp, args, env=None, preexec_fn=None, ready="event=listening"):
         self.log_path = tempfile.mktemp(prefix="owfp-proxy-", suffix=".log")
+        _logs.append(self.log_path)
         self.log = open(self.log_path, "w+")
-        self.args = [openwfp, "proxy", *args]
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, env=e,
-                                     preexec_fn=preexec_fn)
-        if ready and not self.wait_log("event=listening", 15):
+        self.proc = subprocess.Popen([openwfp, "proxy", *args], stdout=self.log, stderr=self.log,
+                                     env=e, preexec_fn=preexec_fn)
+        if ready and not self.wait_log(ready, 15):
             self.kill()
             raise RuntimeError("proxy did not start: " + self.text())
 
@@ -176,13 +201,14 @@ class Proxy:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def wait_log(self, needle, timeout=10.0, count=1):
+    def wait_log(self, needle, timeout=10.0):
+        """Waits until the log has `needle`; returns whether it has."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.text().count(needle) >= count:
+            if needle in self.text():
                 return True
             if self.proc.poll() is not None:
-                return self.text().count(needle) >= count
+                return needle in self.text()
             time.sleep(0.02)
         return False
 
@@ -212,20 +238,19 @@ class Proxy:
     def fds(self):
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
-    def rss_kib(self):
+    def _status_kib(self, field):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
         return 0
 
+    def rss_kib(self):
+        return self._status_kib("VmRSS")
+
     def hwm_kib(self):
         """Peak RSS (VmHWM) since the start or the last reset_hwm()."""
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+        return self._status_kib("VmHWM")
 
     def reset_hwm(self):
         """Starts the peak RSS over from the current RSS (clear_refs 5)."""
@@ -251,17 +276,19 @@ class Proxy:
         return [l for l in self.text().splitlines()
                 if "event=stats" in l or '"event":"stats"' in l]
 
-    fresh_stats = stats
-
     def wait_stats(self, pred, timeout=20.0, interval=0.1):
-        """Polls fresh_stats() until pred(stats) holds or the deadline
-        passes; returns the last statistics either way."""
+        """Polls stats() until pred(stats) holds or the deadline passes;
+        returns the last statistics either way."""
         deadline = time.time() + timeout
         while True:
-            s = self.fresh_stats()
+            s = self.stats()
             if pred(s) or time.time() >= deadline or self.proc.poll() is not None:
                 return s
             time.sleep(interval)
+
+    def wait_closed(self, timeout=20.0, interval=0.1):
+        """wait_stats() until no connection is open (connections_open 0)."""
+        return self.wait_stats(lambda s: s.get("connections_open") == 0, timeout, interval)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stops the proxy; returns its exit status."""
@@ -281,6 +308,129 @@ class Proxy:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def run_tests(tests):
+    """Runs each (function, args) of tests, timed; one that raises (a
+    proxy that did not start) fails its "ran" check and the others run."""
+    for test, args in tests:
+        t0 = time.time()
+        try:
+            test(*args)
+        except Exception as e:
+            check("%s ran" % test.__name__, False, repr(e))
+        print("     (%s: %.1f s)" % (test.__name__, time.time() - t0), flush=True)
+
+
+def stats(proxy, timeout=30.0):
+    """proxy.stats(), raising when no statistics line answers (the case
+    fails as a whole)."""
+    st = proxy.stats(timeout)
+    if not st:
+        raise RuntimeError("no statistics line from the proxy (status %s)" % proxy.proc.poll())
+    return st
+
+
+def stop_checked(name, proxy):
+    """Stops the proxy with SIGTERM and checks that it was still running,
+    that it exited with status 0 and that no sanitizer reported anything;
+    returns the exit status."""
+    alive = proxy.proc.poll() is None
+    rc = proxy.stop()
+    check(name + ": the proxy was still running at the end", alive,
+          "status %s\n%s" % (proxy.proc.returncode, proxy.text()[-3000:]))
+    check(name + ": SIGTERM: exit status 0", rc == 0, "status %s\n%s" % (rc, proxy.text()[-3000:]))
+    check(name + ": no sanitizer report", "Sanitizer" not in proxy.text(), proxy.text()[-4000:])
+    return rc
+
+
+def start(openwfp, upstream_port, *args, **kw):
+    """Proxy(openwfp, --listen 127.0.0.1:PORT --upstream
+    127.0.0.1:UPSTREAM_PORT ARGS...) on a free PORT: (proxy, PORT)."""
+    port = free_port()
+    return Proxy(openwfp, ["--listen", "127.0.0.1:%d" % port,
+                           "--upstream", "127.0.0.1:%d" % upstream_port, *args], **kw), port
+
+
+# ---- clients ---------------------------------------------------------------------
+
+def blob(n, seed):
+    """n deterministic bytes."""
+    return hashlib.shake_256(seed.encode()).digest(n)
+
+
+def linger_rst(sock):
+    """close() now sends RST instead of FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def recv_all(sock, size=1 << 20):
+    """Reads until EOF; returns the bytes."""
+    chunks = []
+    while True:
+        b = sock.recv(size)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def raw_get(port, path, timeout=120):
+    """HTTP/1.0 GET with a plain socket, read to EOF: the body need not
+    match Content-Length (edited streams). (head, body, error or None)."""
+    data = bytearray()
+    error = None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.0\r\nHost: x\r\n\r\n")
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    break
+                data += b
+    except OSError as e:
+        error = e
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body, error
+
+
+def curl(*args, timeout=120):
+    """curl -s -S --max-time TIMEOUT ARGS: (exit code, stdout, stderr as text)."""
+    p = subprocess.run(["curl", "-s", "-S", "--max-time", str(timeout), *args],
+                       capture_output=True, timeout=timeout + 30)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+# curl options that end its stderr with "HTTP_CODE HEADER_BYTES" (curl_status()).
+CURL_STATUS = ["-w", "%{stderr}\\n%{http_code} %{size_header}\\n"]
+
+
+def curl_status(err):
+    """(http code, header bytes) from the stderr of a curl run with
+    CURL_STATUS; (0, -1) without that line."""
+    last = err.strip().splitlines()[-1].split() if err.strip() else []
+    if len(last) == 2 and all(x.isdigit() for x in last):
+        return int(last[0]), int(last[1])
+    return 0, -1
+
+
+def hash_output(cmd, timeout=600):
+    """Runs cmd, hashing its stdout as it streams in: (exit code, sha256,
+    bytes, stderr as text)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    h, n = hashlib.sha256(), 0
+    try:
+        for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+            h.update(chunk)
+            n += len(chunk)
+        err = p.stderr.read().decode(errors="replace")
+        rc = p.wait(timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    return rc, h.hexdigest(), n, err
 
 
 # ---- network namespaces ------------------------------------------------------

@@ -40,37 +40,14 @@ def counters():
     return names, ["connections_open", "buffered_bytes"]
 
 
-def start(nginx, extra, upstream=None, ready="event=listening"):
-    port = L.free_port()
-    proxy = proxy_started(L.Proxy(OPENWFP, ["--listen", "127.0.0.1:%d" % port, "--upstream",
-                                            upstream or "127.0.0.1:%d" % nginx.port, *extra],
-                                  ready=ready == "event=listening"))
-    if ready != "event=listening" and not proxy.wait_log(ready, 15):
-        proxy.kill()
-        raise RuntimeError("proxy did not start: " + proxy.text())
-    return proxy, port
-
-
-def curl(args, timeout=120):
-    p = subprocess.run(["curl", "-s", "-S", "--max-time", str(timeout), *args],
-                       capture_output=True, timeout=timeout + 30)
-    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+def start(nginx, extra, upstream_port=None, ready="event=listening"):
+    return L.start(OPENWFP, upstream_port or nginx.port, *extra, ready=ready)
 
 
 def stop(proxy, name, sig=signal.SIGTERM):
     rc = proxy.stop(sig)
     L.check("%s: exit 0" % name, rc == 0, "exit %s\n%s" % (rc, proxy.text()[-3000:]))
     return rc
-
-
-def wait_for(pred, timeout=20.0, interval=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    return pred()
 
 
 def read_reset(sock, timeout=30):
@@ -106,16 +83,16 @@ def test_stats_text(nginx):
     proxy, port = start(nginx, ["--log-level", "debug", "--listen", "127.0.0.1:%d" % port2,
                                 "--upstream", "127.0.0.1:%d" % closed])
     try:
-        rc, body, err = curl(["http://127.0.0.1:%d/1k.bin" % port])
+        rc, body, err = L.curl("http://127.0.0.1:%d/1k.bin" % port)
         L.check("%s: a download through the proxy" % name, rc == 0 and len(body) == 1024, err)
         L.check("%s: a refused upstream resets the client" % name,
                 connect_read(port2) == "reset")
         n = len(proxy.stats_lines())
-        s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        s = proxy.wait_closed()
         lines = proxy.stats_lines()
         L.check("%s: one stats line per SIGUSR1" % name, len(lines) > n, len(lines))
-        proxy.fresh_stats()
-        proxy.fresh_stats()
+        proxy.stats()
+        proxy.stats()
         L.check("%s: two more signals, two more lines" % name,
                 len(proxy.stats_lines()) == len(lines) + 2, len(proxy.stats_lines()))
         line = proxy.stats_lines()[-1]
@@ -147,10 +124,10 @@ def test_stats_json(nginx):
                                 "--upstream", "127.0.0.1:%d" % closed],
                         ready='"event":"listening"')
     try:
-        rc, body, err = curl(["http://127.0.0.1:%d/1k.bin" % port])
+        rc, body, err = L.curl("http://127.0.0.1:%d/1k.bin" % port)
         L.check("%s: a download through the proxy" % name, rc == 0 and len(body) == 1024, err)
         connect_read(port2)
-        s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        s = proxy.wait_closed()
         L.check("%s: the stats line read as JSON (2 accepted, 1 upstream failure)" % name,
                 s.get("connections_accepted") == 2 and s.get("upstream_failures") == 1, s)
     finally:
@@ -185,7 +162,7 @@ def test_json_with_driver(nginx):
     proxy, port = start(nginx, ["--log-format", "json", "--strict", "--driver", FLOW_MONITOR],
                         ready='"event":"listening"')
     try:
-        rc, body, err = curl(["http://127.0.0.1:%d/1k.bin" % port])
+        rc, body, err = L.curl("http://127.0.0.1:%d/1k.bin" % port)
         L.check("%s: a download through the proxy" % name, rc == 0 and len(body) == 1024, err)
     finally:
         stop(proxy, name)
@@ -242,9 +219,9 @@ def test_metrics(nginx):
     proxy, port = start(nginx, ["--metrics", "127.0.0.1:%d" % mport])
     try:
         for _ in range(3):
-            rc, body, err = curl(["http://127.0.0.1:%d/1k.bin" % port])
+            rc, body, err = L.curl("http://127.0.0.1:%d/1k.bin" % port)
         L.check("%s: downloads through the proxy" % name, rc == 0 and len(body) == 1024, err)
-        s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        s = proxy.wait_closed()
         status, ctype, text = get(mport, "/metrics")
         L.check("%s: GET /metrics: 200, text/plain; version=0.0.4" % name,
                 status == 200 and ctype == "text/plain; version=0.0.4", (status, ctype))
@@ -312,7 +289,7 @@ def test_graceful(nginx, slow_sha):
         t0 = time.time()
         proxy.proc.send_signal(signal.SIGTERM)
         L.check("%s: no new connection is accepted after SIGTERM" % name,
-                wait_for(lambda: refused(port), 10), port)
+                L.wait_for(lambda: refused(port), 10), port)
         L.check("%s: the proxy waits for the open connection" % name,
                 proxy.proc.poll() is None and "event=stopping" in proxy.text())
         rc = p.wait(120)
@@ -395,15 +372,15 @@ def test_max_connections(nginx):
         how = connect_read(port, 10)
         L.check("%s: the third is reset at once (%.2f s)" % (name, time.time() - t0),
                 how == "reset" and time.time() - t0 < 5, how)
-        s = proxy.fresh_stats()
+        s = proxy.stats()
         L.check("%s: connections_rejected == 1, not counted as accepted" % name,
                 s.get("connections_rejected") == 1 and s.get("connections_accepted") == 2, s)
         held.pop().close()
         s = proxy.wait_stats(lambda s: s.get("connections_open") == 1)
-        rc, body, err = curl(["http://127.0.0.1:%d/1k.bin" % port])
+        rc, body, err = L.curl("http://127.0.0.1:%d/1k.bin" % port)
         L.check("%s: with one closed, a new connection is served" % name,
                 rc == 0 and len(body) == 1024, "curl %d %s" % (rc, err))
-        s = proxy.fresh_stats()
+        s = proxy.stats()
         L.check("%s: still 1 rejected, 3 accepted" % name,
                 s.get("connections_rejected") == 1 and s.get("connections_accepted") == 3, s)
     finally:
@@ -421,7 +398,7 @@ def test_idle_timeout(nginx):
         t = time.time() - t0
         L.check("%s: an idle connection is reset after about 1 s (%.2f s)" % (name, t),
                 how == "reset" and 0.95 <= t < 6, how)
-        s = proxy.fresh_stats()
+        s = proxy.stats()
         L.check("%s: idle_timeouts == 1" % name, s.get("idle_timeouts") == 1, s)
         # A client that sends its request one byte every 0.2 s for 2.5 s:
         # never idle for a second, it is not reset and gets its answer.
@@ -444,7 +421,7 @@ def test_idle_timeout(nginx):
         L.check("%s: a connection never idle for 1 s lives on (%.1f s) and is answered"
                 % (name, time.time() - t0), error is None and data.startswith(b"HTTP/1.1 200")
                 and len(data.partition(b"\r\n\r\n")[2]) == 1024, "%s %r" % (error, bytes(data[:60])))
-        s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        s = proxy.wait_closed()
         L.check("%s: still 1 idle timeout" % name, s.get("idle_timeouts") == 1 and
                 s.get("connections_open") == 0, s)
     finally:
@@ -463,7 +440,7 @@ def test_connect_timeout(nginx):
     proxy, port = start(nginx, ["--connect-timeout", "1", "--log-level", "debug",
                                 "--listen", "127.0.0.1:%d" % port2,
                                 "--upstream", "127.0.0.1:%d" % closed],
-                        upstream="127.0.0.1:%d" % lsock.getsockname()[1])
+                        upstream_port=lsock.getsockname()[1])
     try:
         t0 = time.time()
         how = connect_read(port)
@@ -472,14 +449,14 @@ def test_connect_timeout(nginx):
                 % (name, t), how == "reset" and 0.95 <= t < 6, how)
         # The reset reaches the client a moment before the worker counts
         # the connection closed.
-        s = proxy.wait_stats(lambda s: s.get("connections_open") == 0)
+        s = proxy.wait_closed()
         L.check("%s: upstream_failures == 1" % name, s.get("upstream_failures") == 1 and
                 s.get("connections_open") == 0, s)
         t0 = time.time()
         how = connect_read(port2)
         L.check("%s: a refused upstream resets the client (%.2f s)"
                 % (name, time.time() - t0), how == "reset" and time.time() - t0 < 5, how)
-        s = proxy.fresh_stats()
+        s = proxy.stats()
         L.check("%s: upstream_failures == 2" % name, s.get("upstream_failures") == 2, s)
         reasons = re.findall(r'event=reset .*reason="([^"]*)"', proxy.text())
         L.check("%s: one reset for the timeout, one for the refusal" % name,
@@ -580,22 +557,6 @@ def test_help():
     L.check("-h: the same text", q.returncode == 0 and q.stdout.decode() == out)
 
 
-PROXY_LOGS = []
-
-
-def proxy_started(proxy):
-    """Notes the proxy's log file, removed at the end when every check passed."""
-    PROXY_LOGS.append(proxy.log_path)
-    return proxy
-
-
-def remove_logs():
-    if not L.failures:
-        for path in PROXY_LOGS:
-            if os.path.exists(path):
-                os.unlink(path)
-
-
 def main():
     missing = L.missing_tools("nginx", "curl")
     if missing:
@@ -609,24 +570,16 @@ def main():
         L.make_file(os.path.join(root, "1k.bin"), 1024)
         slow_sha = L.make_file(os.path.join(root, "slow.bin"), SLOW, seed="slow")
         nginx = L.Nginx(root)
-        tests = [(test_help, ()), (test_bad_options, (nginx,)), (test_stats_text, (nginx,)),
-                 (test_stats_json, (nginx,)), (test_json_with_driver, (nginx,)),
-                 (test_metrics, (nginx,)),
-                 (test_graceful, (nginx, slow_sha)), (test_short_grace, (nginx,)),
-                 (test_max_connections, (nginx,)), (test_idle_timeout, (nginx,)),
-                 (test_connect_timeout, (nginx,))]
-        for test, args in tests:
-            t0 = time.time()
-            try:
-                test(*args)
-            except Exception as e:  # a failed start: report it, run the others
-                L.check("%s ran" % test.__name__, False, repr(e))
-            print("     (%s: %.1f s)" % (test.__name__, time.time() - t0), flush=True)
+        L.run_tests([(test_help, ()), (test_bad_options, (nginx,)), (test_stats_text, (nginx,)),
+                     (test_stats_json, (nginx,)), (test_json_with_driver, (nginx,)),
+                     (test_metrics, (nginx,)),
+                     (test_graceful, (nginx, slow_sha)), (test_short_grace, (nginx,)),
+                     (test_max_connections, (nginx,)), (test_idle_timeout, (nginx,)),
+                     (test_connect_timeout, (nginx,))])
     finally:
         if nginx:
             nginx.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    remove_logs()
     return L.finish()
 
 

@@ -11,7 +11,6 @@ environment: SOAK_SECONDS (default 60), SOAK_SEED (default: time-based).
 import os
 import random
 import socket
-import struct
 import sys
 import tempfile
 import threading
@@ -125,7 +124,7 @@ class Load:
         s = self.connect()
         s.sendall(request("plain.bin", True))
         s.recv(rng.randint(1, 30000))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        L.linger_rst(s)
         s.close()
         self.count("reset_midway")
 
@@ -201,9 +200,7 @@ def main():
         load.stop.set()
         for t in threads:
             t.join(60)
-        deadline = time.time() + 20
-        while time.time() < deadline and proxy.fds() != base_fds:
-            time.sleep(0.1)
+        L.wait_for(lambda: proxy.fds() == base_fds, 20, 0.1)
         stats = proxy.stats()
         end_fds = proxy.fds()
     finally:

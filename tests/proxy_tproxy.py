@@ -33,7 +33,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxy_lib as pl  # noqa: E402
-from proxy_lib import check  # noqa: E402
+from proxy_lib import blob, check, stats  # noqa: E402
 
 OPENWFP = os.path.abspath(sys.argv[1])
 RULESET = os.path.abspath(sys.argv[2])
@@ -46,18 +46,6 @@ ADDR = {
     6: {"client": "fd00:77:1::2", "gw_client": "fd00:77:1::1", "gw_server": "fd00:77:2::1",
         "server": "fd00:77:2::2", "plen": 64, "family": socket.AF_INET6},
 }
-
-
-def stats(p):
-    """The proxy's statistics, answered to this very SIGUSR1."""
-    st = p.fresh_stats(30)
-    if not st:
-        raise RuntimeError("no statistics line from the proxy (status %s)" % p.proc.poll())
-    return st
-
-
-def blob(n, seed):
-    return hashlib.shake_256(seed.encode()).digest(n)
 
 
 class Server:
@@ -207,27 +195,6 @@ def start_proxy(gw, args):
                               "--log-level", "debug", *args], preexec_fn=gw.preexec)
 
 
-def stop_proxy(name, p):
-    alive = p.proc.poll() is None
-    rc = p.stop()
-    check(name + ": the proxy was still running at the end", alive, p.text()[-3000:])
-    check(name + ": SIGTERM: exit status 0", rc == 0, "status %s\n%s" % (rc, p.text()[-3000:]))
-    check(name + ": no sanitizer report", "Sanitizer" not in p.text(), p.text()[-4000:])
-    try:
-        os.unlink(p.log_path)
-    except OSError:
-        pass
-
-
-def settled(p):
-    deadline = time.time() + 10
-    while True:
-        st = stats(p)
-        if st.get("connections_open") == 0 or time.time() > deadline:
-            return st
-        time.sleep(0.05)
-
-
 def run_relay(cl, gw, sv, server, spoof):
     mode = "spoof-source" if spoof else "gateway source"
     p = start_proxy(gw, ["--spoof-source"] if spoof else [])
@@ -245,7 +212,7 @@ def run_relay(cl, gw, sv, server, spoof):
             check(name + ": transfer intact (%d bytes, sha256)" % len(data),
                   outcome == "eof" and hashlib.sha256(data).digest() ==
                   hashlib.sha256(blob(SIZE, seed)).digest(), "%s, %d bytes" % (outcome, len(data)))
-            st = settled(p)
+            st = p.wait_closed(10, 0.05)
             moved = (st.get("bytes_read_receive", 0) + st.get("bytes_offloaded_receive", 0)
                      - s0.get("bytes_read_receive", 0) - s0.get("bytes_offloaded_receive", 0))
             check(name + ": the proxy accepted it (+1) and relayed the bytes (%d)" % moved,
@@ -267,7 +234,7 @@ def run_relay(cl, gw, sv, server, spoof):
                   any("client=" + (fmt % (a["client"], 0))[:-1] in l for l in opened),
                   "\n".join(opened[-3:]) or p.text()[-1500:])
     finally:
-        stop_proxy("tproxy (%s)" % mode, p)
+        pl.stop_checked("tproxy (%s)" % mode, p)
 
 
 def run_local(cl, gw):
@@ -301,7 +268,7 @@ def run_local(cl, gw):
     finally:
         if ls:
             ls.close()
-        stop_proxy("tproxy (gateway-local)", p)
+        pl.stop_checked("tproxy (gateway-local)", p)
 
 
 def run_block(cl, gw, sv, server):
@@ -313,19 +280,19 @@ def run_block(cl, gw, sv, server):
             data, outcome, _ = fetch(cl, v, 80, "blocked")
             check(name + ": port 80 is reset", outcome == "reset" and not data,
                   "%s, %d bytes" % (outcome, len(data)))
-            st = settled(p)
+            st = p.wait_closed(10, 0.05)
             check(name + ": ale_blocked +1", st.get("ale_blocked", 0) - s0.get("ale_blocked", 0) == 1,
                   st)
             data, outcome, _ = fetch(cl, v, 8080, "open-%d" % v)
             check(name + ": port 8080 still passes",
                   outcome == "eof" and data == blob(SIZE, "open-%d" % v),
                   "%s, %d bytes" % (outcome, len(data)))
-            st = settled(p)
+            st = p.wait_closed(10, 0.05)
             check(name + ": ... through the proxy (+2 accepted, 1 blocked)",
                   st.get("connections_accepted", 0) - s0.get("connections_accepted", 0) == 2
                   and st.get("ale_blocked", 0) - s0.get("ale_blocked", 0) == 1, st)
     finally:
-        stop_proxy("tproxy (block-port)", p)
+        pl.stop_checked("tproxy (block-port)", p)
 
 
 def main():

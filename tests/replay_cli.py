@@ -4,38 +4,20 @@ standard input, and captures that are cut short or not captures at all.
 
 usage: replay_cli.py OPENWFP CORPUS_DIR
 """
-import json
+import functools
 import os
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import check, conns, totals  # noqa: E402
 
 OPENWFP, CORPUS = sys.argv[1], sys.argv[2]
 PCAP = os.path.join(CORPUS, "pcap")
 OVERLAP = os.path.join(PCAP, "suricata-verify/eve-payload-01-tcp-exact-overlap/tcp-overlap.pcap")
 HTTP = os.path.join(PCAP, "debian-python3-dpkt/examples/data/http.pcap")
-failures = []
-
-
-def replay(*args, stdin=None):
-    p = subprocess.run([OPENWFP, "replay", *args], input=stdin, capture_output=True, timeout=120)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + detail.strip().replace("\n", "\n     "))
-
-
-def conns(out):
-    return [json.loads(l) for l in out.splitlines() if l.startswith('{"conn"')]
-
-
-def totals(out):
-    return [json.loads(l)["totals"] for l in out.splitlines() if l.startswith('{"totals"')][0]
+replay = functools.partial(R.replay, OPENWFP)
 
 
 def test_default_run():
@@ -128,5 +110,4 @@ def test_bad_options():
 for t in (test_default_run, test_stdin_equals_file, test_overlap_policies, test_local_networks,
           test_quiet_and_text, test_truncated_capture, test_not_a_capture, test_bad_options):
     t()
-print("%d failure(s)" % len(failures))
-sys.exit(1 if failures else 0)
+sys.exit(R.finish())

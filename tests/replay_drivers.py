@@ -10,48 +10,31 @@ usage: replay_drivers.py OPENWFP CORPUS_DIR COUNT.so FAIL.so LEAK.so PARAM.so UN
        CRASH.so TIMER.so
 OWFP_SANITIZE in the environment: the build's b_sanitize option.
 """
-import json
+import functools
 import os
 import re
 import resource
 import signal
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import check, totals  # noqa: E402
 
 OPENWFP, CORPUS, COUNT, FAIL, LEAK, PARAM, UNRESOLVED, CRASH, TIMER = sys.argv[1:10]
 ASAN = "address" in os.environ.get("OWFP_SANITIZE", "")
 PCAP = os.path.join(CORPUS, "pcap")
 HTTP = os.path.join(PCAP, "debian-python3-dpkt/examples/data/http.pcap")
 OVERLAP = os.path.join(PCAP, "suricata-verify/eve-payload-01-tcp-exact-overlap/tcp-overlap.pcap")
-failures = []
 
 
 def no_core_dump():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def replay(*args, leaks_expected=False, crashes=False):
-    env = dict(os.environ)
-    if leaks_expected or crashes:
-        # The leak driver leaks on purpose, and a crashed process leaves
-        # everything behind; LeakSanitizer (ASan builds) would turn that into
-        # its own exit status.
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    p = subprocess.run([OPENWFP, "replay", *args], capture_output=True, timeout=120, env=env,
-                       preexec_fn=no_core_dump if crashes else None)
-    return p.returncode, p.stdout.decode(), p.stderr.decode(errors="replace")
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + detail.strip().replace("\n", "\n     "))
-
-
-def totals(out):
-    return [json.loads(l)["totals"] for l in out.splitlines() if l.startswith('{"totals"')][0]
+# leaks=True: the leak driver leaks on purpose, and a crashed process leaves
+# everything behind.
+replay = functools.partial(R.replay, OPENWFP)
 
 
 COUNTED = re.compile(r"^\[count_driver\] CountDriver: unloaded after (\d+) classifies, (\d+) stream bytes$", re.M)
@@ -108,17 +91,17 @@ def test_missing_file():
 
 
 def test_leaking_driver():
-    rc, out, err = replay("--quiet", "--driver", LEAK, HTTP, leaks_expected=True)
+    rc, out, err = replay("--quiet", "--driver", LEAK, HTTP, leaks=True)
     check("leak: exit 0 without --strict", rc == 0, err)
     check("leak: the tag, count and bytes are reported",
           "openwfp: driver leak_driver: leak: pool tag 'Leak': 1 allocation, 100 bytes" in err, err)
     check("leak: DriverUnload ran", "[leak_driver] LeakDriver: unloading" in err, err)
-    rc, out, err = replay("--quiet", "--strict", "--driver", LEAK, HTTP, leaks_expected=True)
+    rc, out, err = replay("--quiet", "--strict", "--driver", LEAK, HTTP, leaks=True)
     check("leak: --strict exits 3", rc == 3 and "--strict" in err, err)
 
 
 def test_order():
-    rc, out, err = replay("--quiet", "--driver", COUNT, "--driver", LEAK, HTTP, leaks_expected=True)
+    rc, out, err = replay("--quiet", "--driver", COUNT, "--driver", LEAK, HTTP, leaks=True)
     lines = err.splitlines()
     loaded = [i for i, l in enumerate(lines) if "CountDriver: loaded" in l]
     count_unload = [i for i, l in enumerate(lines) if COUNTED.match(l)]
@@ -166,7 +149,7 @@ def test_crash_driver():
           rc == 0 and "[crash_driver] CrashDriver: 0 parameter(s), Crash=0" in err
           and "CrashDriver: unloaded" in err and "fatal signal" not in err, err)
     rc, out, err = replay("--quiet", "--driver", CRASH, "--driver-param", "Crash=1", HTTP,
-                          crashes=True)
+                          leaks=True, preexec_fn=no_core_dump)
     check("crash: ZwQueryKey and ZwEnumerateValueKey found the parameter",
           "[crash_driver] CrashDriver: 1 parameter(s), Crash=1" in err, err)
     if ASAN:
@@ -219,7 +202,7 @@ def test_timer_driver():
           done and left and done[0] < left[0] and "kept mapped" not in err, err)
 
     rc, out, err = replay("--quiet", "--driver", TIMER, "--driver-param", "LeaveResource=1", HTTP,
-                          leaks_expected=True)
+                          leaks=True)
     check("ERESOURCE not deleted: reported",
           rc == 0 and "openwfp: driver timer_driver: leak: 1 ERESOURCE(s) not deleted "
           "(ExDeleteResourceLite)" in err, err)
@@ -235,6 +218,4 @@ for t in (test_count_driver, test_default_capture_without_examples, test_failing
           test_unresolved_symbol, test_missing_file, test_leaking_driver, test_order, test_params,
           test_crash_driver, test_timer_driver, test_help):
     t()
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
+sys.exit(R.finish())

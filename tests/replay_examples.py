@@ -7,36 +7,19 @@ uses --strict, so a leak or an IRQL finding fails it.
 
 usage: replay_examples.py OPENWFP CORPUS_DIR FLOW_MONITOR.so CONTENT_BLOCK.so
 """
-import json
+import functools
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import SAMPLE, check, conns  # noqa: E402
+
 OPENWFP, CORPUS, FLOW_MONITOR, CONTENT_BLOCK = sys.argv[1:5]
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "..", "data", "sample-http.pcap")
 HTTP = os.path.join(CORPUS, "pcap", "debian-python3-dpkt/examples/data/http.pcap")
-failures = []
-
-
-def replay(*args):
-    p = subprocess.run([OPENWFP, "replay", *args], capture_output=True, timeout=120)
-    return p.returncode, p.stdout.decode(), p.stderr.decode(errors="replace")
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + detail.strip().replace("\n", "\n     "))
-
-
-def conns(out):
-    return [json.loads(l) for l in out.splitlines() if l.startswith('{"conn"')]
+replay = functools.partial(R.replay, OPENWFP)
 
 
 def endpoint(addr, port):
@@ -69,11 +52,11 @@ def test_flow_monitor():
                   and m.group(3) == ("->" if c["direction"] == "outbound" else "<-")
                   and int(m.group(7)) <= int(m.group(8)),
                   "%s: %s" % (key, m.group(0) if m else "no line"))
-        t = [json.loads(l)["totals"] for l in out.splitlines() if l.startswith('{"totals"')]
+        t = R.totals(out)
         m = SUMMARY.search(err)
         check("flow_monitor %s: the unload summary matches the totals" % name,
-              m is not None and t and int(m.group(1)) == len(cs)
-              and int(m.group(2)) == t[0]["send"]["seen"] and int(m.group(3)) == t[0]["recv"]["seen"],
+              m is not None and t is not None and int(m.group(1)) == len(cs)
+              and int(m.group(2)) == t["send"]["seen"] and int(m.group(3)) == t["recv"]["seen"],
               err)
         check("flow_monitor %s: nothing left behind" % name, "leak" not in err, err)
     rc, out, err = replay("--quiet", "--strict", "--driver", FLOW_MONITOR, "--driver-param", "Verbose=0",
@@ -90,13 +73,11 @@ def streams_with(capture, pattern, tmp, tag=""):
     """Runs without a driver, writing the streams: (exit status, conn -> whether
     either direction contains pattern, conn -> whether the send one does)."""
     d = os.path.join(tmp, "streams-%s%s" % (tag, os.path.basename(capture)))
-    os.mkdir(d)
-    rc, out, err = replay("--quiet", "--write-streams", d, capture)
+    rc, _, _, files = R.write_streams(OPENWFP, d, "--quiet", capture)
     found, in_send = {}, {}
-    for f in os.listdir(d):
+    for f, data in files.items():
         n = int(f.split("_", 1)[0])
-        with open(os.path.join(d, f), "rb") as fh:
-            hit = pattern in fh.read()
+        hit = pattern in data
         found[n] = found.get(n, False) or hit
         if f.endswith(".send"):
             in_send[n] = hit
@@ -119,27 +100,7 @@ def check_drops(label, capture, tmp, want_any_drop):
     return cs, err
 
 
-SPLIT_PCAP = r'''
-import sys
-from scapy.all import IP, TCP, Ether, wrpcap
-pkts = []
-def conn(sport, chunks, reply):
-    c, s = "10.0.0.1", "10.0.0.2"
-    E = lambda: Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    cseq, sseq = 1000, 5000
-    pkts.append(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=80, flags="S", seq=cseq))
-    pkts.append(E()/IP(src=s, dst=c)/TCP(sport=80, dport=sport, flags="SA", seq=sseq, ack=cseq+1))
-    cseq += 1; sseq += 1
-    pkts.append(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=80, flags="A", seq=cseq, ack=sseq))
-    for ch in chunks:
-        pkts.append(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=80, flags="PA", seq=cseq, ack=sseq)/ch)
-        cseq += len(ch)
-        pkts.append(E()/IP(src=s, dst=c)/TCP(sport=80, dport=sport, flags="A", seq=sseq, ack=cseq))
-    pkts.append(E()/IP(src=s, dst=c)/TCP(sport=80, dport=sport, flags="PA", seq=sseq, ack=cseq)/reply)
-    sseq += len(reply)
-    pkts.append(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=80, flags="FA", seq=cseq, ack=sseq))
-    pkts.append(E()/IP(src=s, dst=c)/TCP(sport=80, dport=sport, flags="FA", seq=sseq, ack=cseq+1))
-    pkts.append(E()/IP(src=c, dst=s)/TCP(sport=sport, dport=80, flags="A", seq=cseq+1, ack=sseq+1))
+SPLIT_PCAP = R.SCAPY_HTTP_CONN + r'''
 conn(40001, [b"GET /sec", b"ret HTTP/1.0\r\n\r\n"], b"HTTP/1.0 200 OK\r\n\r\nclean")
 conn(40002, [b"GET /sec", b"tor HTTP/1.0\r\n\r\n"], b"HTTP/1.0 200 OK\r\n\r\nclean")
 conn(40003, [b"GET / HTTP/1.0\r\n\r\n"], b"HTTP/1.0 200 OK\r\n\r\ns")
@@ -152,10 +113,9 @@ def test_content_block(tmp):
     check_drops("http.pcap (no pattern)", HTTP, tmp, False)
 
     split = os.path.join(tmp, "split.pcap")
-    p = subprocess.run(["/usr/bin/python3", "-c", SPLIT_PCAP, split], capture_output=True, timeout=120)
-    if p.returncode != 0:
-        print("skip content_block split pattern: cannot write a capture with scapy: %s"
-              % p.stderr.decode(errors="replace").strip().splitlines()[-1:])
+    why = R.scapy_capture(split, SPLIT_PCAP)
+    if why is not None:
+        print("skip content_block split pattern: cannot write a capture with scapy: %s" % why)
     else:
         cs, err = check_drops("pattern split across segments", split, tmp, True)
         byport = {c["local_port"]: c["verdict"] for c in cs}
@@ -189,11 +149,6 @@ def test_content_block(tmp):
 
 
 test_flow_monitor()
-tmp = tempfile.mkdtemp(prefix="replay_examples.")
-try:
+with tempfile.TemporaryDirectory(prefix="replay_examples.") as tmp:
     test_content_block(tmp)
-finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
+sys.exit(R.finish())

@@ -13,6 +13,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import check  # noqa: E402
+
 OPENWFP = sys.argv[1]
 PACKETS = 24000
 SECONDS = 3.5
@@ -69,15 +73,11 @@ def run(args, tty):
     return p.returncode, out.decode(errors="replace")
 
 
-failures = 0
 for args, tty, want in ((["--no-progress"], True, False), ([], True, True), (["--quiet"], True, False),
                         ([], False, False)):
     rc, out = run(args, tty)
     shown = "\rreplay " in out.replace("\x1b[K", "") and " packets " in out
-    ok = rc == 0 and shown == want and "totals packets=%d" % (PACKETS + 3) in out
-    print("%s %s on a %s: progress %s" % ("ok  " if ok else "FAIL", " ".join(args) or "(default)",
-                                          "terminal" if tty else "pipe", "shown" if shown else "not shown"))
-    if not ok:
-        print("     " + repr(out[-400:]))
-        failures += 1
-sys.exit(1 if failures else 0)
+    check("%s on a %s: progress %s" % (" ".join(args) or "(default)", "terminal" if tty else "pipe",
+                                       "shown" if shown else "not shown"),
+          rc == 0 and shown == want and "totals packets=%d" % (PACKETS + 3) in out, repr(out[-400:]))
+sys.exit(R.finish())

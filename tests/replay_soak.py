@@ -13,14 +13,15 @@ environment: SOAK_SECONDS (default 60), SOAK_SEED (default: time-based),
 SOAK_RUNS (default 100000).
 """
 import glob
-import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
 
 OPENWFP, CORPUS, DRIVERS = sys.argv[1], sys.argv[2], sys.argv[3:]
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
@@ -73,17 +74,12 @@ def configuration(rng, tmp):
 
 
 def run(args, capture):
-    p = subprocess.run([OPENWFP, "replay", "--json", "--strict", *args, capture],
-                       capture_output=True, timeout=300)
-    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    return R.replay(OPENWFP, "--json", "--strict", *args, capture, timeout=300)
 
 
 def seen(out):
-    for line in out.splitlines():
-        if line.startswith('{"totals"'):
-            t = json.loads(line)["totals"]
-            return (t["send"]["seen"], t["recv"]["seen"])
-    return None
+    t = R.totals(out)
+    return (t["send"]["seen"], t["recv"]["seen"]) if t else None
 
 
 def main():

@@ -15,27 +15,20 @@ way: its NEED_MORE_DATA bytes are never released).
 
 usage: replay_stream_edit_oob.py OPENWFP STREAM_EDIT.so CORPUS_DIR
 """
-import json
+import functools
 import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import SAMPLE  # noqa: E402
+
 OPENWFP, STREAM_EDIT, CORPUS = sys.argv[1:4]
-HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLE = os.path.join(HERE, "..", "data", "sample-http.pcap")
-failures = []
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + detail.strip().replace("\n", "\n     ")[:4000])
+check = functools.partial(R.check, limit=4000)
 
 
 # ---- the editor, in Python ---------------------------------------------------------------
@@ -64,23 +57,10 @@ def edit(data, find, replace, fin):
 # ---- running openwfp ---------------------------------------------------------------------
 
 def replay(tmp, tag, capture, *args):
-    d = os.path.join(tmp, tag)
-    os.mkdir(d)
-    p = subprocess.run([OPENWFP, "replay", "--json", *args, "--write-streams", d, capture],
-                       capture_output=True, timeout=300)
-    files = {}
-    for f in os.listdir(d):
-        with open(os.path.join(d, f), "rb") as fh:
-            files[f] = fh.read()
-    conns = {}
-    for line in p.stdout.decode(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if "conn" in rec:
-            conns["%06d" % rec["conn"]] = rec
-    return p.returncode, p.stderr.decode(errors="replace"), files, conns
+    """(exit status, stderr, stream files, {stream file prefix: --json record})."""
+    rc, out, err, files = R.write_streams(OPENWFP, os.path.join(tmp, tag), "--json", *args,
+                                          capture, timeout=300)
+    return rc, err, files, {"%06d" % c["conn"]: c for c in R.conns(out)}
 
 
 def fin_of(conns, fname):
@@ -89,21 +69,13 @@ def fin_of(conns, fname):
     return bool(rec and rec["send" if fname.endswith(".send") else "recv"]["fin"])
 
 
-def oob_args(find, replace, direction, *extra, driver=None):
-    args = ["--driver", driver or STREAM_EDIT, "--driver-param", "Mode=oob",
-            "--driver-param", "Find=" + find, "--driver-param", "Replace=" + replace,
-            "--driver-param", "Direction=%d" % direction]
-    for e in extra:
-        args += ["--driver-param", e]
-    return args
-
-
 def inline_args(find, replace, direction, *extra, driver=None):
-    args = ["--driver", driver or STREAM_EDIT, "--driver-param", "Find=" + find,
-            "--driver-param", "Replace=" + replace, "--driver-param", "Direction=%d" % direction]
-    for e in extra:
-        args += ["--driver-param", e]
-    return args
+    return R.driver_args(driver or STREAM_EDIT, "Find=" + find, "Replace=" + replace,
+                         "Direction=%d" % direction, *extra)
+
+
+def oob_args(find, replace, direction, *extra, driver=None):
+    return inline_args(find, replace, direction, "Mode=oob", *extra, driver=driver)
 
 
 def problems(base, got, rc, err, edits, direction):
@@ -355,23 +327,15 @@ def main(tmp):
     for params, message in [(["Mode=bogus"], "Mode must be"), (["Mode=1"], "Mode must be"),
                             (["Mode=oob", "QueueLimit=0"], "QueueLimit must be"),
                             (["Mode=oob", "SublayerWeight=0x10000"], "SublayerWeight must be")]:
-        args = [OPENWFP, "replay", "--quiet", "--driver", STREAM_EDIT, "--driver-param", "Find=x"]
-        for p in params:
-            args += ["--driver-param", p]
-        p = subprocess.run(args + [SAMPLE], capture_output=True, timeout=120)
-        err = p.stderr.decode(errors="replace")
+        rc, _, err = R.replay(OPENWFP, "--quiet", *R.driver_args(STREAM_EDIT, "Find=x", *params),
+                              SAMPLE)
         check("stream_edit %s: DriverEntry fails, exit 2" % " ".join(params),
-              p.returncode == 2 and message in err and "DriverEntry failed" in err, err)
+              rc == 2 and message in err and "DriverEntry failed" in err, err)
     rc, err, _ = run(SAMPLE, *oob_args("a", "b", 0), *oob_args("c", "d", 0, driver=second))
     check("two out-of-band instances: the second is refused (its keys exist), exit 2",
           rc == 2 and "DriverEntry failed" in err and "leak" not in err, err)
 
 
-tmp = tempfile.mkdtemp(prefix="replay_stream_edit_oob.")
-try:
+with tempfile.TemporaryDirectory(prefix="replay_stream_edit_oob.") as tmp:
     main(tmp)
-finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
+sys.exit(R.finish())

@@ -11,28 +11,20 @@ IRQL finding fails it.
 
 usage: replay_tls_sni_block.py OPENWFP CORPUS_DIR TLS_SNI_BLOCK.so
 """
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
+from replay_lib import SAMPLE, check  # noqa: E402
 
 OPENWFP, CORPUS, DRIVER = sys.argv[1:4]
 PCAP = os.path.join(CORPUS, "pcap", "suricata-verify")
 TCP_OPT = os.path.join(PCAP, "tcp-empty-sack", "tcp-opt.pcap")           # p49-buy.itunes.apple.com
 RETRANSMITTED = os.path.join(PCAP, "bug-5881-01", "input.pcap")          # musicstatus.itunes.apple.com
 IPV6 = os.path.join(PCAP, "community-id-ipv6", "input.pcap")             # dns.google, ipv6.google.com
-failures = []
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + str(detail).strip().replace("\n", "\n     "))
 
 
 def replay(capture, *params, traces=False):
@@ -41,12 +33,9 @@ def replay(capture, *params, traces=False):
         env["OPENWFP_WPP_DBGPRINT"] = "1"
     else:
         env.pop("OPENWFP_WPP_DBGPRINT", None)
-    args = [OPENWFP, "replay", "--json", "--strict", "--driver", DRIVER]
-    for p in params:
-        args += ["--driver-param", p]
-    p = subprocess.run(args + [capture], capture_output=True, timeout=120, env=env)
-    conns = [json.loads(l) for l in p.stdout.decode().splitlines() if l.startswith('{"conn"')]
-    return p.returncode, conns, p.stderr.decode(errors="replace")
+    rc, out, err = R.replay(OPENWFP, "--json", "--strict", *R.driver_args(DRIVER, *params), capture,
+                            env=env)
+    return rc, R.conns(out), err
 
 
 DROPPED = re.compile(r"^\[tls_sni_block\] TlsSniBlock: port (\d+) -> \d+: dropped: (.*)$", re.M)
@@ -194,11 +183,9 @@ STALLED = 40018
 
 def test_generated(tmp):
     capture = os.path.join(tmp, "tls.pcap")
-    p = subprocess.run(["/usr/bin/python3", "-c", CAPTURE, capture], capture_output=True,
-                       timeout=120)
-    if p.returncode != 0:
-        print("skip tls_sni_block generated capture: cannot write it with scapy: %s"
-              % p.stderr.decode(errors="replace").strip().splitlines()[-1:])
+    why = R.scapy_capture(capture, CAPTURE)
+    if why is not None:
+        print("skip tls_sni_block generated capture: cannot write it with scapy: %s" % why)
         return
     for fail_closed in (0, 1):
         label = "FailClosed=%d" % fail_closed
@@ -271,28 +258,21 @@ def test_corpus():
 
 
 def test_parameters():
-    sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
-                          "sample-http.pcap")
     for params, message in (((), "no BlockedNames parameter"),
                             (("BlockedNames=*.example.com",), "bad entry '*.example.com'"),
                             (("BlockedNames= , ;",), "names no server name"),
                             (("BlockedNames=a.example", "MaxHelloBytes=100"), "MaxHelloBytes must be"),
                             (("BlockedNames=a.example", "FailClosed=yes"), "FailClosed must be a REG_DWORD")):
-        rc, _, err = replay(sample, *params)
+        rc, _, err = replay(SAMPLE, *params)
         check("parameters %s: DriverEntry fails (%s), nothing left behind" % (list(params), message),
               rc == 2 and message in err and "DriverEntry failed" in err and "leak" not in err, err)
-    rc, conns, err = replay(sample, "BlockedNames=a.example", "MaxHelloBytes=512")
+    rc, conns, err = replay(SAMPLE, "BlockedNames=a.example", "MaxHelloBytes=512")
     check("parameters: the sample's HTTP connections are not TLS and are let go",
           rc == 0 and conns and all(c["verdict"] == "offloaded" for c in conns), err)
 
 
-tmp = tempfile.mkdtemp(prefix="replay_tls_sni_block.")
-try:
+with tempfile.TemporaryDirectory(prefix="replay_tls_sni_block.") as tmp:
     test_generated(tmp)
-finally:
-    shutil.rmtree(tmp, ignore_errors=True)
 test_corpus()
 test_parameters()
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
+sys.exit(R.finish())

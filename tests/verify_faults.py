@@ -14,12 +14,15 @@ usage: verify_faults.py OPENWFP CORPUS_DIR FAULTY.so FLOW_MONITOR.so CONTENT_BLO
 Check names start with the rule id they are about.
 """
 import filecmp
+import functools
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay_lib as R  # noqa: E402
 
 OPENWFP, CORPUS, FAULTY, FLOW_MONITOR, CONTENT_BLOCK, STREAM_EDIT, TLS_SNI_BLOCK = sys.argv[1:8]
 PCAP = os.path.join(CORPUS, "pcap")
@@ -29,26 +32,9 @@ TLS2 = os.path.join(PCAP, "suricata-verify/bug-5881-01/input.pcap")
 RST = os.path.join(PCAP, "suricata-verify/tcp-rst-unacked-stream-01-raw/input.pcap")
 RST_HTTP = os.path.join(PCAP, "suricata-verify/tcp-rst-unacked-stream-10/"
                               "TLPW1-tcp-174.56.47.59-10.3.11.101-tcp-80-49309.pcap")
-failures = []
-tmp = tempfile.mkdtemp(prefix="verify_faults.")
-
-
-def check(name, cond, detail=""):
-    print("%s %s" % ("ok  " if cond else "FAIL", name))
-    if not cond:
-        failures.append(name)
-        if detail:
-            print("     " + str(detail).strip().replace("\n", "\n     ")[:4000])
-
-
-def replay(*args):
-    env = dict(os.environ)
-    # The faulty driver leaks on purpose; LeakSanitizer would make that its
-    # own exit status.
-    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    p = subprocess.run([OPENWFP, "replay", "--quiet", "--no-progress", *args],
-                       capture_output=True, timeout=120, env=env)
-    return p.returncode, p.stdout.decode(), p.stderr.decode(errors="replace")
+check = functools.partial(R.check, limit=4000)
+# The faulty driver leaks on purpose.
+replay = functools.partial(R.replay, OPENWFP, "--quiet", "--no-progress", leaks=True)
 
 
 def findings(path):
@@ -172,30 +158,26 @@ def test_same_output():
 
 
 CLEAN = [
-    ("flow_monitor", [FLOW_MONITOR], []),
-    ("content_block Pattern=secret", [CONTENT_BLOCK], ["Pattern=secret"]),
-    ("content_block Pattern=HTTP AllowAfter=1", [CONTENT_BLOCK],
-     ["Pattern=HTTP", "AllowAfter=1"]),
-    ("stream_edit inline", [STREAM_EDIT], ["Find=GET", "Replace=PUTX"]),
-    ("stream_edit inline receive", [STREAM_EDIT], ["Find=HTTP", "Replace=", "Direction=1"]),
-    ("stream_edit oob", [STREAM_EDIT], ["Mode=oob", "Find=GET", "Replace=PUTX"]),
-    ("stream_edit oob receive, deferring", [STREAM_EDIT],
+    ("flow_monitor", FLOW_MONITOR, []),
+    ("content_block Pattern=secret", CONTENT_BLOCK, ["Pattern=secret"]),
+    ("content_block Pattern=HTTP AllowAfter=1", CONTENT_BLOCK, ["Pattern=HTTP", "AllowAfter=1"]),
+    ("stream_edit inline", STREAM_EDIT, ["Find=GET", "Replace=PUTX"]),
+    ("stream_edit inline receive", STREAM_EDIT, ["Find=HTTP", "Replace=", "Direction=1"]),
+    ("stream_edit oob", STREAM_EDIT, ["Mode=oob", "Find=GET", "Replace=PUTX"]),
+    ("stream_edit oob receive, deferring", STREAM_EDIT,
      ["Mode=oob", "Find=HTTP", "Replace=XY", "Direction=1", "QueueLimit=100"]),
-    ("tls_sni_block", [TLS_SNI_BLOCK], ["BlockedNames=.apple.com"]),
-    ("tls_sni_block FailClosed", [TLS_SNI_BLOCK], ["BlockedNames=dns.google", "FailClosed=1"]),
+    ("tls_sni_block", TLS_SNI_BLOCK, ["BlockedNames=.apple.com"]),
+    ("tls_sni_block FailClosed", TLS_SNI_BLOCK, ["BlockedNames=dns.google", "FailClosed=1"]),
 ]
 
 
 def test_clean_examples():
     for capture in (HTTP, TLS, TLS2, RST_HTTP):
-        for name, drivers, params in CLEAN:
-            args = ["--verify=strict", "--verify-log", os.path.join(tmp, "clean.jsonl")]
-            for p in params:
-                args += ["--driver-param", p]
-            for d in drivers:
-                args += ["--driver", d]
-            rc, out, err = replay(*args, capture)
-            got = findings(os.path.join(tmp, "clean.jsonl"))
+        for name, driver, params in CLEAN:
+            log = os.path.join(tmp, "clean.jsonl")
+            rc, out, err = replay("--verify=strict", "--verify-log", log,
+                                  *R.driver_args(driver, *params), capture)
+            got = findings(log)
             check("clean %s over %s: --verify=strict trips nothing" %
                   (name, os.path.basename(capture)), rc == 0 and got == [], "%s\n%s" % (got, err))
     # stream_edit twice (inline and out of band), as replay_stream_edit_oob.py
@@ -205,19 +187,16 @@ def test_clean_examples():
     for capture in (HTTP, TLS):
         log = os.path.join(tmp, "stacked.jsonl")
         rc, out, err = replay("--verify=strict", "--verify-log", log,
-                              "--driver", STREAM_EDIT, "--driver-param", "Find=GET",
-                              "--driver-param", "Replace=PUT",
-                              "--driver", oob, "--driver-param", "Mode=oob",
-                              "--driver-param", "Find=PUT", "--driver-param", "Replace=POST",
+                              *R.driver_args(STREAM_EDIT, "Find=GET", "Replace=PUT"),
+                              *R.driver_args(oob, "Mode=oob", "Find=PUT", "Replace=POST"),
                               capture)
         check("clean stream_edit inline + oob stacked over %s: trips nothing"
               % os.path.basename(capture), rc == 0 and findings(log) == [], err)
 
 
-test_faults()
-test_report_only()
-test_same_output()
-test_clean_examples()
-shutil.rmtree(tmp, ignore_errors=True)
-print("%d failure(s)" % len(failures))
-sys.exit(1 if failures else 0)
+with tempfile.TemporaryDirectory(prefix="verify_faults.") as tmp:
+    test_faults()
+    test_report_only()
+    test_same_output()
+    test_clean_examples()
+sys.exit(R.finish())
