@@ -36,6 +36,32 @@ static uint32_t rd32(const uint8_t *p)
 
 /* ---- seqmap ------------------------------------------------------------------- */
 
+/* An original offset and the output offset it goes with. */
+struct io {
+    uint64_t in, out;
+};
+/* A list of them, and its length, as two arguments. */
+#define IOS(...) \
+    (const struct io[]){__VA_ARGS__}, sizeof((const struct io[]){__VA_ARGS__}) / sizeof(struct io)
+
+/* owfp_seqmap_note for each pair, in order. */
+static void note(struct owfp_seqmap *m, const struct io *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        owfp_seqmap_note(m, v[i].in, v[i].out);
+}
+
+/* owfp_seqmap_out gives each pair's `out` for its `in`. */
+static void expect_out(const struct owfp_seqmap *m, const struct io *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t got = owfp_seqmap_out(m, v[i].in);
+        if (got != v[i].out)
+            fail_msg("owfp_seqmap_out(%llu) = %llu, expected %llu", (unsigned long long)v[i].in,
+                     (unsigned long long)got, (unsigned long long)v[i].out);
+    }
+}
+
 static void test_seqmap_pass_through_is_identity(void **state)
 {
     (void)state;
@@ -44,11 +70,8 @@ static void test_seqmap_pass_through_is_identity(void **state)
     for (uint64_t in = 1000; in <= 100000; in += 1000)
         owfp_seqmap_note(&m, in, in);
     assert_int_equal(m.n, 1); /* one shift throughout: nothing to remember */
-    assert_int_equal(owfp_seqmap_out(&m, 0), 0);
-    assert_int_equal(owfp_seqmap_out(&m, 1500), 1500);
-    assert_int_equal(owfp_seqmap_out(&m, 100000), 100000);
     /* Acknowledging bytes not written yet acknowledges what was written. */
-    assert_int_equal(owfp_seqmap_out(&m, 150000), 100000);
+    expect_out(&m, IOS({0, 0}, {1500, 1500}, {100000, 100000}, {150000, 100000}));
 }
 
 static void test_seqmap_hole_is_not_in_the_output(void **state)
@@ -56,15 +79,10 @@ static void test_seqmap_hole_is_not_in_the_output(void **state)
     (void)state;
     struct owfp_seqmap m;
     owfp_seqmap_init(&m);
-    owfp_seqmap_note(&m, 100, 100);
     /* 50 bytes never arrived, then 100 more went through. */
-    owfp_seqmap_note(&m, 250, 200);
-    assert_int_equal(owfp_seqmap_out(&m, 100), 100);
-    assert_int_equal(owfp_seqmap_out(&m, 120), 100); /* inside the hole */
-    assert_int_equal(owfp_seqmap_out(&m, 150), 100);
-    assert_int_equal(owfp_seqmap_out(&m, 200), 150);
-    assert_int_equal(owfp_seqmap_out(&m, 250), 200);
-    assert_int_equal(owfp_seqmap_out(&m, 40), 40);
+    note(&m, IOS({100, 100}, {250, 200}));
+    /* 120 and 150: inside the hole. */
+    expect_out(&m, IOS({100, 100}, {120, 100}, {150, 100}, {200, 150}, {250, 200}, {40, 40}));
 }
 
 static void test_seqmap_held_bytes_and_their_release(void **state)
@@ -73,10 +91,9 @@ static void test_seqmap_held_bytes_and_their_release(void **state)
     struct owfp_seqmap m;
     owfp_seqmap_init(&m);
     owfp_seqmap_note(&m, 1000, 997); /* a callout holds 3 bytes */
-    assert_int_equal(owfp_seqmap_out(&m, 1000), 997);
+    expect_out(&m, IOS({1000, 997}));
     owfp_seqmap_note(&m, 1000, 1000); /* and releases them */
-    assert_int_equal(owfp_seqmap_out(&m, 1000), 1000);
-    assert_int_equal(owfp_seqmap_out(&m, 900), 900);
+    expect_out(&m, IOS({1000, 1000}, {900, 900}));
 }
 
 /* A word replaced by as many stars: the output is written in bursts at one
@@ -86,12 +103,8 @@ static void test_seqmap_bursts_at_one_offset_keep_the_last(void **state)
     (void)state;
     struct owfp_seqmap m;
     owfp_seqmap_init(&m);
-    owfp_seqmap_note(&m, 309, 18);
-    owfp_seqmap_note(&m, 309, 24);
-    owfp_seqmap_note(&m, 309, 309);
-    assert_int_equal(owfp_seqmap_out(&m, 309), 309);
-    assert_int_equal(owfp_seqmap_out(&m, 245), 245);
-    assert_int_equal(owfp_seqmap_out(&m, 0), 0);
+    note(&m, IOS({309, 18}, {309, 24}, {309, 309}));
+    expect_out(&m, IOS({309, 309}, {245, 245}, {0, 0}));
 }
 
 static void test_seqmap_injection_and_removal(void **state)
@@ -99,14 +112,10 @@ static void test_seqmap_injection_and_removal(void **state)
     (void)state;
     struct owfp_seqmap m;
     owfp_seqmap_init(&m);
-    owfp_seqmap_note(&m, 100, 110); /* 10 bytes injected */
-    owfp_seqmap_note(&m, 200, 210);
-    owfp_seqmap_note(&m, 300, 290); /* 20 bytes removed */
-    assert_int_equal(owfp_seqmap_out(&m, 200), 210);
-    assert_int_equal(owfp_seqmap_out(&m, 150), 160);
-    assert_int_equal(owfp_seqmap_out(&m, 250), 240);
-    assert_int_equal(owfp_seqmap_out(&m, 210), 210); /* not before what came earlier */
-    assert_int_equal(owfp_seqmap_out(&m, 300), 290);
+    /* 10 bytes injected, then 20 removed. */
+    note(&m, IOS({100, 110}, {200, 210}, {300, 290}));
+    /* 210 -> 210: not before what came earlier. */
+    expect_out(&m, IOS({200, 210}, {150, 160}, {250, 240}, {210, 210}, {300, 290}));
 }
 
 static void test_seqmap_forgets_the_oldest_points(void **state)
@@ -192,14 +201,21 @@ static struct owfp_pkt decode_one(const struct frame *f)
     return p;
 }
 
+/* v4_frame, decoded, and the template taken from it. */
+static struct owfp_pkt v4_template(struct frame *f, struct owfp_seg_tmpl *t)
+{
+    v4_frame(f, 0);
+    struct owfp_pkt p = decode_one(f);
+    assert_true(owfp_tmpl_from_frame(t, f->b, f->n, &p));
+    return p;
+}
+
 static void test_tmpl_from_frame(void **state)
 {
     (void)state;
     struct frame f;
-    v4_frame(&f, 0);
-    struct owfp_pkt p = decode_one(&f);
     struct owfp_seg_tmpl t;
-    assert_true(owfp_tmpl_from_frame(&t, f.b, f.n, &p));
+    struct owfp_pkt p = v4_template(&f, &t);
     assert_int_equal(t.link_len, 18);
     assert_memory_equal(t.link, f.b, 18);
     assert_int_equal(t.ip_version, 4);
@@ -273,10 +289,8 @@ static void test_build_ipv4_segment(void **state)
 {
     (void)state;
     struct frame f;
-    v4_frame(&f, 0);
-    struct owfp_pkt p = decode_one(&f);
     struct owfp_seg_tmpl t;
-    assert_true(owfp_tmpl_from_frame(&t, f.b, f.n, &p));
+    v4_template(&f, &t);
     static uint8_t buf[OWFP_BUILD_FRAME_MAX];
     const char *data = "odd length";
     struct owfp_build_seg s = {
@@ -363,10 +377,13 @@ static char *temp_path(void)
     return path;
 }
 
-static int count_frames(const char *path, int *dlt)
+/* Closes `po`, which must succeed, and counts the frames in the file it
+ * wrote at temp_path(), which then goes. */
+static int close_and_count(struct owfp_pcap_out *po, int *dlt)
 {
+    assert_int_equal(owfp_pcap_out_free(po), 0);
     char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline(path, err);
+    pcap_t *p = pcap_open_offline(temp_path(), err);
     assert_non_null(p);
     *dlt = pcap_datalink(p);
     struct pcap_pkthdr *h;
@@ -375,40 +392,40 @@ static int count_frames(const char *path, int *dlt)
     while (pcap_next_ex(p, &h, &d) == 1)
         n++;
     pcap_close(p);
+    unlink(temp_path());
     return n;
+}
+
+/* A frame that is not TCP, through the output. */
+static void put_frame(struct owfp_pcap_out *po, int dlt, const uint8_t *frame, uint32_t len,
+                      uint64_t ts_us)
+{
+    owfp_pcap_out_frame_begin(po, dlt, frame, len, len, ts_us, NULL);
+    owfp_pcap_out_frame_end(po, NULL);
 }
 
 static void test_out_empty_capture_is_valid(void **state)
 {
     (void)state;
-    char *path = temp_path();
-    struct owfp_pcap_out *po = owfp_pcap_out_new(path);
+    struct owfp_pcap_out *po = owfp_pcap_out_new(temp_path());
     assert_non_null(po);
-    assert_int_equal(owfp_pcap_out_free(po), 0);
     int dlt;
-    assert_int_equal(count_frames(path, &dlt), 0);
-    unlink(path);
+    assert_int_equal(close_and_count(po, &dlt), 0);
 }
 
 static void test_out_other_link_types_are_not_written(void **state)
 {
     (void)state;
-    char *path = temp_path();
-    struct owfp_pcap_out *po = owfp_pcap_out_new(path);
+    struct owfp_pcap_out *po = owfp_pcap_out_new(temp_path());
     assert_non_null(po);
     static const uint8_t frame[60] = {0};
     /* Not TCP: copied, in the first frame's link type only. */
-    owfp_pcap_out_frame_begin(po, DLT_LINUX_SLL, frame, 60, 60, 1, NULL);
-    owfp_pcap_out_frame_end(po, NULL);
-    owfp_pcap_out_frame_begin(po, DLT_EN10MB, frame, 60, 60, 2, NULL);
-    owfp_pcap_out_frame_end(po, NULL);
-    owfp_pcap_out_frame_begin(po, DLT_LINUX_SLL, frame, 60, 60, 3, NULL);
-    owfp_pcap_out_frame_end(po, NULL);
-    assert_int_equal(owfp_pcap_out_free(po), 0);
+    put_frame(po, DLT_LINUX_SLL, frame, 60, 1);
+    put_frame(po, DLT_EN10MB, frame, 60, 2);
+    put_frame(po, DLT_LINUX_SLL, frame, 60, 3);
     int dlt;
-    assert_int_equal(count_frames(path, &dlt), 2);
+    assert_int_equal(close_and_count(po, &dlt), 2);
     assert_int_equal(dlt, DLT_LINUX_SLL);
-    unlink(path);
 }
 
 static void test_out_errors(void **state)
@@ -421,10 +438,8 @@ static void test_out_errors(void **state)
     struct owfp_pcap_out *po = owfp_pcap_out_new("/dev/full");
     assert_non_null(po);
     static const uint8_t frame[1500] = {0};
-    for (int i = 0; i < 100; i++) {
-        owfp_pcap_out_frame_begin(po, DLT_EN10MB, frame, 1500, 1500, (uint64_t)i, NULL);
-        owfp_pcap_out_frame_end(po, NULL);
-    }
+    for (int i = 0; i < 100; i++)
+        put_frame(po, DLT_EN10MB, frame, 1500, (uint64_t)i);
     assert_int_equal(owfp_pcap_out_free(po), 2);
 }
 

@@ -77,10 +77,8 @@ static NTSTATUS do_register(unsigned version, void *device_object, const GUID *k
                             uint32_t flags, void *classify, void *notify,
                             FWPS_CALLOUT_FLOW_DELETE_NOTIFY_FN0 flow_delete, UINT32 *out_id)
 {
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutRegister");
+    if (owfp_passive_refused("FwpsCalloutRegister"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -121,7 +119,7 @@ static NTSTATUS do_register(unsigned version, void *device_object, const GUID *k
     atomic_init(&c->state, OWFP_CALLOUT_REGISTERED);
     atomic_init(&c->contexts, 0);
     if (OWFP_VERIFY_ON())
-        owfp_verify_callout_registered(id, key, classify, notify, (const void *)flow_delete);
+        owfp_verify_callout_registered(id, key, classify);
     atomic_store_explicit(&table(e)->slot[id], c, memory_order_release);
     if (out_id)
         *out_id = id;
@@ -176,8 +174,6 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
         return STATUS_DEVICE_BUSY;
     }
     atomic_store_explicit(&table(e)->slot[c->id], NULL, memory_order_release);
-    if (OWFP_VERIFY_ON())
-        owfp_verify_callout_unregistered(c->id);
     /* A reader may have loaded the slot just before it was cleared and still
      * be reading c->state (owfp_callout_get): free only after it left. */
     owfp_rcu_synchronize();
@@ -187,10 +183,8 @@ static NTSTATUS unregister(struct owfp_engine *e, struct owfp_callout *c)
 
 NTSTATUS FwpsCalloutUnregisterById0(const UINT32 calloutId)
 {
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutUnregisterById0");
+    if (owfp_passive_refused("FwpsCalloutUnregisterById0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -205,10 +199,8 @@ NTSTATUS FwpsCalloutUnregisterByKey0(const GUID *calloutKey)
 {
     if (!calloutKey)
         return STATUS_FWP_NULL_POINTER;
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsCalloutUnregisterByKey0");
+    if (owfp_passive_refused("FwpsCalloutUnregisterByKey0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -303,6 +295,20 @@ void owfp_callout_registry_destroy(struct owfp_engine *e)
     owfp_free(e->key_ids);
     e->key_ids = NULL;
     e->key_id_count = e->key_id_capacity = 0;
+}
+
+size_t owfp_callouts_in(struct owfp_engine *e, uintptr_t base, size_t size, uint32_t *first)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    struct owfp_callout_table *t = table(e);
+    for (uint32_t i = 0; t && i < t->capacity; i++) {
+        const struct owfp_callout *c = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+        if (c && (uintptr_t)c->classify - base < size && !n++)
+            *first = c->id;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return n;
 }
 
 uint64_t owfp_callout_registered_count(const struct owfp_engine *e)

@@ -73,5 +73,9 @@ NTSTATUS owfp_callout_call_notify(const struct owfp_callout *c, FWPS_CALLOUT_NOT
 
 void owfp_callout_registry_destroy(struct owfp_engine *e);
 uint64_t owfp_callout_registered_count(const struct owfp_engine *e);
+/* Registered callouts (any state) whose classifyFn lies in [base, base +
+ * size), for the verifier's unload check; *first gets the lowest id. Takes
+ * e->mu. */
+size_t owfp_callouts_in(struct owfp_engine *e, uintptr_t base, size_t size, uint32_t *first);
 
 #endif

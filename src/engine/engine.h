@@ -23,6 +23,7 @@
 #include <openwfp/openwfp.h>
 
 #include "common/rcu.h"
+#include "verify/verify.h"
 
 struct owfp_callout_table;
 struct owfp_layer_view;
@@ -77,6 +78,17 @@ extern _Thread_local unsigned owfp_notify_depth;
 static inline bool owfp_in_callout(void)
 {
     return owfp_rcu_in_read() || owfp_notify_depth > 0;
+}
+
+/* For a PASSIVE_LEVEL-only WFP function `api`: true (refuse it) inside a
+ * callout, which the verifier reports (spec C4). */
+static inline bool owfp_passive_refused(const char *api)
+{
+    if (!owfp_in_callout())
+        return false;
+    if (OWFP_VERIFY_ON())
+        owfp_verify_passive_in_callout(api);
+    return true;
 }
 
 int owfp_view_slot(uint16_t layer_id);

@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include "common/alloc.h"
-#include "verify/verify.h"
 #include "view.h"
 
 static struct owfp_session *find_session(struct owfp_engine *e, HANDLE handle)
@@ -30,10 +29,8 @@ NTSTATUS FwpmEngineOpen0(const WCHAR *serverName, UINT32 authnService,
         return STATUS_INVALID_PARAMETER;
     if (session && (session->flags & ~(UINT32)FWPM_SESSION_FLAG_DYNAMIC))
         return STATUS_FWP_INVALID_FLAGS;
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmEngineOpen0");
+    if (owfp_passive_refused("FwpmEngineOpen0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -167,10 +164,8 @@ static NTSTATUS commit_journal(struct owfp_engine *e)
 
 NTSTATUS owfp_mgmt_enter(HANDLE handle, bool write, struct owfp_mgmt_call *call)
 {
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("a management function (Fwpm*)");
+    if (owfp_passive_refused("a management function (Fwpm*)"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -217,10 +212,8 @@ NTSTATUS FwpmTransactionBegin0(HANDLE engineHandle, UINT32 flags)
 {
     if (flags & ~(UINT32)FWPM_TXN_READ_ONLY)
         return STATUS_FWP_INVALID_FLAGS;
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmTransactionBegin0");
+    if (owfp_passive_refused("FwpmTransactionBegin0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -245,11 +238,8 @@ NTSTATUS FwpmTransactionBegin0(HANDLE engineHandle, UINT32 flags)
 
 static NTSTATUS end_txn(HANDLE engineHandle, bool commit)
 {
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT(commit ? "FwpmTransactionCommit0"
-                                              : "FwpmTransactionAbort0");
+    if (owfp_passive_refused(commit ? "FwpmTransactionCommit0" : "FwpmTransactionAbort0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;
@@ -359,10 +349,8 @@ static NTSTATUS close_session_locked(struct owfp_engine *e, struct owfp_session 
 
 NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
 {
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpmEngineClose0");
+    if (owfp_passive_refused("FwpmEngineClose0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     struct owfp_engine *e = owfp_engine_get();
     if (!e)
         return STATUS_FWP_TCPIP_NOT_READY;

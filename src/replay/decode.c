@@ -51,7 +51,6 @@
  * caller that reads headers itself may pass it on as is. */
 #define LINKTYPE_RAW 101
 
-
 enum link {
     LINK_NONE,
     LINK_ETHER,
@@ -77,16 +76,6 @@ struct span {
     uint32_t cap;   /* captured bytes from p */
     uint32_t avail; /* bytes from p the frame (or the IP length) says exist */
 };
-
-static inline uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static inline uint32_t le32(const uint8_t *p)
 {
@@ -222,7 +211,6 @@ static void refresh_deadline(struct owfp_decoder *d)
     d->frag_deadline = owfp_defrag_deadline(d->defrag);
 }
 
-/* A fragment cut by the snapshot can never be rebuilt with real bytes. */
 /* Hands a fragment to the defragmenter; true with the whole datagram (in
  * the decoder's buffer) once its last piece arrived. */
 static bool add_fragment(struct owfp_decoder *d, const struct owfp_defrag_key *key,
@@ -240,6 +228,7 @@ static bool add_fragment(struct owfp_decoder *d, const struct owfp_defrag_key *k
     return true;
 }
 
+/* A fragment cut by the snapshot can never be rebuilt with real bytes. */
 static enum owfp_decode_result fragment_cut(struct owfp_decoder *d)
 {
     d->stats.fragments++;
@@ -629,7 +618,6 @@ enum owfp_decode_result owfp_decode(struct owfp_decoder *d, int dlt, const uint8
     struct span s = {frame, caplen, wirelen < caplen ? caplen : wirelen};
     d->frame = frame;
     enum owfp_decode_result r = decode_link(d, dlt, s, ts_us, out);
-    d->frame = NULL;
     if (r == OWFP_DECODE_TCP)
         out->ts_us = ts_us;
     count(&d->stats, r, out);

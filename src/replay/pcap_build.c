@@ -4,10 +4,11 @@
 #include <pcap/dlt.h>
 #include <string.h>
 
+#include "replay/proto.h"
+
 #define IPV4_HDR 20
 #define IPV6_HDR 40
 #define TCP_HDR 20
-#define PROTO_TCP 6
 #define IPV4_DF 0x4000
 #define ETHER_MAX_LENGTH 1500
 
@@ -21,11 +22,6 @@ static inline void put32(uint8_t *p, uint32_t v)
 {
     put16(p, v >> 16);
     put16(p + 2, v);
-}
-
-static inline uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
 }
 
 size_t owfp_build_max_payload(uint8_t ip_version)

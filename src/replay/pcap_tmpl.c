@@ -3,6 +3,7 @@
 
 #include <pcap/dlt.h>
 #include <string.h>
+
 #include "replay/proto.h"
 
 /* More IPv6 extension headers than this in one frame is not a real frame. */
@@ -10,16 +11,6 @@
 
 #define SLL_PKTTYPE_HOST 0
 #define SLL_PKTTYPE_OUTGOING 4
-
-static inline uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void ip_fields(struct owfp_seg_tmpl *t, const uint8_t *ip)
 {

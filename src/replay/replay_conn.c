@@ -316,7 +316,7 @@ static void ev_rst(void *arg, struct owfp_conn *c, int side)
         return;
     if (inspected(rc))
         settle(r); /* what callouts still hold out of band was sent before the RST */
-    if (inspected(rc)) {
+    if (inspected(rc)) { /* settling may have ended what the engine sees of it */
         struct owfp_stream_result res = {0};
         owfp_status st = owfp_stream_abort(rc->flow, owfp_rconn_dir(rc, side), &res);
         if (!STATUS_OK(st))

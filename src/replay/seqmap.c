@@ -27,11 +27,9 @@ static bool replaces_last(const struct owfp_seqmap *m, const struct owfp_seqmap_
 
 void owfp_seqmap_note(struct owfp_seqmap *m, uint64_t in, uint64_t out)
 {
-    struct owfp_seqmap_point p = {in, out}, *last = &m->pt[m->n - 1];
-    if (last->in == in && last->out == out)
-        return;
+    struct owfp_seqmap_point p = {in, out};
     if (replaces_last(m, &p)) {
-        *last = p;
+        m->pt[m->n - 1] = p;
         return;
     }
     if (m->n == OWFP_SEQMAP_POINTS) {

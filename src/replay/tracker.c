@@ -176,9 +176,23 @@ static void flush_dir(struct owfp_tracker *t, struct owfp_conn *c, int side)
         owfp_reasm_flush(&d->r, &t->cfg.reasm, &g_sink, &x);
 }
 
+static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
+{
+    if (t->ev.forget)
+        t->ev.forget(t->arg, c);
+    owfp_hmap_remove(&t->table, key_hash(&c->key), c);
+    if (c->state == OWFP_CONN_CLOSED)
+        t->st.lingering--;
+    list_unlink(list_of(t, c), c);
+    owfp_free(c);
+}
+
 /* The connection stops carrying data: what it still holds is delivered
  * (bytes the capture shows were sent, acknowledged or not), the replay is
- * told, and it lingers closed to absorb stray packets. */
+ * told, and it lingers closed to absorb stray packets. Past max_closed the
+ * record closed longest goes: at a high enough connection rate memory
+ * stays flat, at the price of strays that come later than that many
+ * closes being taken for new connections. */
 static void close_conn(struct owfp_tracker *t, struct owfp_conn *c, enum owfp_conn_end why)
 {
     if (c->state == OWFP_CONN_CLOSED)
@@ -201,25 +215,7 @@ static void close_conn(struct owfp_tracker *t, struct owfp_conn *c, enum owfp_co
     t->ev.end(t->arg, c);
     list_append(&t->closed, c);
     t->st.lingering++;
-}
-
-static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
-{
-    if (t->ev.forget)
-        t->ev.forget(t->arg, c);
-    owfp_hmap_remove(&t->table, key_hash(&c->key), c);
-    if (c->state == OWFP_CONN_CLOSED)
-        t->st.lingering--;
-    list_unlink(list_of(t, c), c);
-    owfp_free(c);
-}
-
-/* Past max_closed the record closed longest goes first: at a high enough
- * connection rate memory stays flat, at the price of strays that come
- * later than that many closes being taken for new connections. */
-static void cap_lingering(struct owfp_tracker *t, const struct owfp_conn *keep)
-{
-    while (t->st.lingering > t->cfg.max_closed && t->closed.oldest != keep) {
+    while (t->st.lingering > t->cfg.max_closed && t->closed.oldest != c) {
         t->st.linger_cut++;
         free_conn(t, t->closed.oldest);
     }
@@ -454,7 +450,6 @@ int owfp_tracker_segment(struct owfp_tracker *t, const struct owfp_pkt *p,
     }
     touch(t, c, p->ts_us);
     on_segment(t, c, src_is_a == (c->initiator_is_a != 0) ? 0 : 1, p);
-    cap_lingering(t, c);
     *conn = c;
     return 0;
 }
@@ -529,7 +524,6 @@ void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us)
     while ((c = t->closed.oldest) && c->listed_us + t->cfg.closed_linger_us <= now_us)
         free_conn(t, c);
     expire_live(t, now_us);
-    cap_lingering(t, NULL);
 }
 
 struct owfp_tracker *owfp_tracker_new(const struct owfp_tracker_config *cfg,

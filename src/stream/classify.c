@@ -19,26 +19,6 @@ static uint16_t stream_layer(const struct owfp_stream *s)
     return s->flow->ip_version == 4 ? FWPS_LAYER_STREAM_V4 : FWPS_LAYER_STREAM_V6;
 }
 
-/* Spec A9 at the stream layer (S24). */
-static enum owfp_route interpret(uint32_t filter_action, uint32_t answer)
-{
-    switch (filter_action) {
-    case FWP_ACTION_PERMIT:
-        return OWFP_ROUTE_PERMIT;
-    case FWP_ACTION_BLOCK:
-        return OWFP_ROUTE_BLOCK;
-    case FWP_ACTION_CONTINUE:
-    case FWP_ACTION_CALLOUT_INSPECTION:
-        return OWFP_ROUTE_CONTINUE;
-    case FWP_ACTION_CALLOUT_TERMINATING:
-        return answer == FWP_ACTION_PERMIT ? OWFP_ROUTE_PERMIT : OWFP_ROUTE_BLOCK;
-    default:
-        return answer == FWP_ACTION_PERMIT  ? OWFP_ROUTE_PERMIT
-               : answer == FWP_ACTION_BLOCK ? OWFP_ROUTE_BLOCK
-                                            : OWFP_ROUTE_CONTINUE;
-    }
-}
-
 static bool ensure_desc(struct owfp_stream *s, size_t n)
 {
     if (s->ndesc >= n)
@@ -134,7 +114,7 @@ static bool without_callout(const struct owfp_stage *st, const struct owfp_callo
                             struct owfp_answer *a)
 {
     if (!st->callout_id) {
-        a->route = interpret(st->action, 0);
+        a->route = owfp_stream_route(st->action, 0);
     } else if (!c) { /* spec R5, T19 */
         if (st->action == FWP_ACTION_CALLOUT_INSPECTION)
             a->route = OWFP_ROUTE_CONTINUE;
@@ -164,25 +144,6 @@ static bool place_injected(struct owfp_stream *s, uint32_t k, struct owfp_stream
         any = true;
     }
     return any;
-}
-
-static void read_answer(const struct owfp_stage *st, const FWPS_STREAM_CALLOUT_IO_PACKET0 *io,
-                        const FWPS_CLASSIFY_OUT0 *out, uint64_t len, struct owfp_answer *a)
-{
-    a->action = io->streamAction;
-    a->required = io->countBytesRequired;
-    if (a->action >= FWPS_STREAM_ACTION_TYPE_MAX)
-        a->action = FWPS_STREAM_ACTION_DROP_CONNECTION; /* spec S21 */
-    if (a->action == FWPS_STREAM_ACTION_DROP_CONNECTION &&
-        st->action == FWP_ACTION_CALLOUT_INSPECTION)
-        a->action = FWPS_STREAM_ACTION_NONE; /* spec S18: ignored for inspection */
-    if (a->action == FWPS_STREAM_ACTION_NONE) {
-        a->route = interpret(st->action, out->actionType);
-        /* Spec S15: 0 covers everything; more than there is is clamped. */
-        a->enforced = io->countBytesEnforced && io->countBytesEnforced < len
-                          ? io->countBytesEnforced
-                          : len;
-    }
 }
 
 static const FWPS_INCOMING_METADATA_VALUES0 *metadata(const struct owfp_stage *st,
@@ -241,7 +202,7 @@ bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct
     st->mid_stream = false;
     free_desc_contexts(s, b->nitems ? b->nitems : 1);
     a->injected = place_injected(s, k, &call);
-    read_answer(st, &io, &out, b->len, a);
+    owfp_stream_read_answer(st->action, &io, &out, b->len, a);
     if (a->action == FWPS_STREAM_ACTION_ALLOW_CONNECTION)
         st->allowed_offload = c->flags & FWP_CALLOUT_FLAG_ALLOW_OFFLOAD;
     return true;

@@ -78,10 +78,8 @@ NTSTATUS FwpsInjectionHandleCreate0(ADDRESS_FAMILY addressFamily, UINT32 flags,
 NTSTATUS FwpsInjectionHandleDestroy0(HANDLE injectionHandle)
 {
     /* Waiting for completions from inside a callout would wait on itself. */
-    if (owfp_in_callout()) {
-        OWFP_VERIFY_PASSIVE_IN_CALLOUT("FwpsInjectionHandleDestroy0");
+    if (owfp_passive_refused("FwpsInjectionHandleDestroy0"))
         return STATUS_INVALID_DEVICE_STATE;
-    }
     pthread_mutex_lock(&handles_lock);
     struct injection_handle *h = lookup(injectionHandle);
     if (!h || h->destroyed) {

@@ -184,6 +184,51 @@ struct owfp_answer {
     bool injected; /* the callout injected inline: data now waits after its stage */
 };
 
+/* Spec A9 at the stream layer (S24): where a filter with action type
+ * `filter_action` sends the bytes its callout answered `answer` for. */
+static inline enum owfp_route owfp_stream_route(uint32_t filter_action, uint32_t answer)
+{
+    switch (filter_action) {
+    case FWP_ACTION_PERMIT:
+        return OWFP_ROUTE_PERMIT;
+    case FWP_ACTION_BLOCK:
+        return OWFP_ROUTE_BLOCK;
+    case FWP_ACTION_CONTINUE:
+    case FWP_ACTION_CALLOUT_INSPECTION:
+        return OWFP_ROUTE_CONTINUE;
+    case FWP_ACTION_CALLOUT_TERMINATING:
+        return answer == FWP_ACTION_PERMIT ? OWFP_ROUTE_PERMIT : OWFP_ROUTE_BLOCK;
+    default:
+        return answer == FWP_ACTION_PERMIT  ? OWFP_ROUTE_PERMIT
+               : answer == FWP_ACTION_BLOCK ? OWFP_ROUTE_BLOCK
+                                            : OWFP_ROUTE_CONTINUE;
+    }
+}
+
+/* How the engine reads a stream callout's answer to an indication of `len`
+ * bytes (spec S15, S18, S21, A9); sets every field of `a` but `injected`.
+ * The callout verifier reads it the same way. */
+static inline void owfp_stream_read_answer(uint32_t filter_action,
+                                           const FWPS_STREAM_CALLOUT_IO_PACKET0 *io,
+                                           const FWPS_CLASSIFY_OUT0 *out, uint64_t len,
+                                           struct owfp_answer *a)
+{
+    a->action = io->streamAction;
+    a->required = io->countBytesRequired;
+    if (a->action >= FWPS_STREAM_ACTION_TYPE_MAX)
+        a->action = FWPS_STREAM_ACTION_DROP_CONNECTION; /* spec S21 */
+    if (a->action == FWPS_STREAM_ACTION_DROP_CONNECTION &&
+        filter_action == FWP_ACTION_CALLOUT_INSPECTION)
+        a->action = FWPS_STREAM_ACTION_NONE; /* spec S18: ignored for inspection */
+    if (a->action == FWPS_STREAM_ACTION_NONE) {
+        a->route = owfp_stream_route(filter_action, out->actionType);
+        /* Spec S15: 0 covers everything; more than there is is clamped. */
+        a->enforced = io->countBytesEnforced && io->countBytesEnforced < len
+                          ? io->countBytesEnforced
+                          : len;
+    }
+}
+
 /* Spec S17: what NEED_MORE_DATA may accumulate at one stage. */
 #define OWFP_STREAM_LIMIT (8u * 1024 * 1024)
 

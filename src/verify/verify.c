@@ -20,8 +20,7 @@
 
 #include <fwpsk.h>
 
-#include "engine/engine.h"
-#include "engine/flow.h"
+#include "stream/stream.h"
 #include "verify/verify_internal.h"
 
 atomic_bool owfp_verify_on;
@@ -77,19 +76,23 @@ struct owfp_verify_callout *owfp_verify_callout(uint32_t id, bool create)
     return seg ? &seg[id & ((1u << SEG_BITS) - 1)] : NULL;
 }
 
-void owfp_verify_module_name(const void *addr, char out[64])
+/* The file name of the module holding `addr` (NULL when dladdr cannot
+ * place it); *info gets the rest of what dladdr says. */
+static const char *module_file(const void *addr, Dl_info *info)
 {
-    out[0] = '\0';
+    if (!addr || !dladdr(addr, info) || !info->dli_fname)
+        return NULL;
+    const char *slash = strrchr(info->dli_fname, '/');
+    return slash ? slash + 1 : info->dli_fname;
+}
+
+/* Its base name up to the first dot, as driver_host.c names drivers; ""
+ * when unknown. */
+static void module_name(const void *addr, char out[64])
+{
     Dl_info info;
-    if (!addr || !dladdr(addr, &info) || !info.dli_fname)
-        return;
-    const char *slash = strrchr(info.dli_fname, '/');
-    const char *s = slash ? slash + 1 : info.dli_fname;
-    size_t n = strcspn(s, ".");
-    if (n > 63)
-        n = 63;
-    memcpy(out, s, n);
-    out[n] = '\0';
+    const char *s = module_file(addr, &info);
+    snprintf(out, 64, "%.*s", s ? (int)strcspn(s, ".") : 0, s ? s : "");
 }
 
 /* ---- driver modules (the host tells) ---------------------------------------------- */
@@ -295,9 +298,8 @@ static char *frame_text(const void *pc)
 {
     Dl_info info;
     char buf[320];
-    if (pc && dladdr(pc, &info) && info.dli_fname) {
-        const char *slash = strrchr(info.dli_fname, '/');
-        const char *file = slash ? slash + 1 : info.dli_fname;
+    const char *file = module_file(pc, &info);
+    if (file) {
         if (info.dli_sname && info.dli_saddr)
             snprintf(buf, sizeof(buf), "%s(%s+0x%" PRIxPTR ") [%p]", file, info.dli_sname,
                      (uintptr_t)pc - (uintptr_t)info.dli_saddr, pc);
@@ -335,15 +337,22 @@ const char *owfp_verify_where(void)
     return fr ? fn_kind_name(fr->kind) : NULL;
 }
 
+/* The driver of callout `id`, as named when it registered. */
+static bool callout_driver(uint32_t id, char out[64])
+{
+    const struct owfp_verify_callout *vc = owfp_verify_callout(id, false);
+    if (!vc || !vc->driver[0])
+        return false;
+    memcpy(out, vc->driver, 64);
+    return true;
+}
+
 static void driver_of(uint32_t callout_id, const void *fn, void *const *pcs, int npcs,
                       char out[64])
 {
     out[0] = '\0';
-    const struct owfp_verify_callout *vc = owfp_verify_callout(callout_id, false);
-    if (vc && vc->driver[0]) {
-        memcpy(out, vc->driver, 64);
+    if (callout_driver(callout_id, out))
         return;
-    }
     if (npcs > 0) {
         pthread_mutex_lock(&mu);
         for (int i = 0; i < npcs && !out[0]; i++) {
@@ -356,17 +365,12 @@ static void driver_of(uint32_t callout_id, const void *fn, void *const *pcs, int
             return;
     }
     if (fn) {
-        owfp_verify_module_name(fn, out);
+        module_name(fn, out);
         return;
     }
     const struct owfp_verify_frame *fr = owfp_verify_top;
-    if (fr) {
-        vc = owfp_verify_callout(fr->callout_id, false);
-        if (vc && vc->driver[0])
-            memcpy(out, vc->driver, 64);
-        else
-            owfp_verify_module_name(fr->fn, out);
-    }
+    if (fr && !callout_driver(fr->callout_id, out))
+        module_name(fr->fn, out);
 }
 
 void owfp_verify_report_v(const char *rule, const char *check, uint32_t callout_id,
@@ -474,52 +478,23 @@ void owfp_verify_report_n(const char *rule, const char *check, const char *drive
 
 /* ---- callouts ------------------------------------------------------------------- */
 
-void owfp_verify_callout_registered(uint32_t id, const GUID *key, const void *classify,
-                                    const void *notify, const void *flow_delete)
+void owfp_verify_callout_registered(uint32_t id, const GUID *key, const void *classify)
 {
     struct owfp_verify_callout *vc = owfp_verify_callout(id, true);
     if (!vc)
         return;
     char name[64];
-    owfp_verify_module_name(classify, name);
+    module_name(classify, name);
     pthread_mutex_lock(&mu);
     /* The host's name for the module wins (it is what --driver showed). */
     const struct module *m = module_at((uintptr_t)classify);
     if (m)
         memcpy(name, m->name, sizeof(name));
     vc->key = *key;
-    vc->classify = classify;
-    vc->notify = notify;
-    vc->flow_delete = flow_delete;
     memcpy(vc->driver, name, sizeof(vc->driver));
     vc->used = true;
-    atomic_store(&vc->registered, true);
     atomic_store(&vc->pending, 0);
     pthread_mutex_unlock(&mu);
-}
-
-void owfp_verify_callout_unregistered(uint32_t id)
-{
-    struct owfp_verify_callout *vc = owfp_verify_callout(id, false);
-    if (vc)
-        atomic_store(&vc->registered, false);
-}
-
-size_t owfp_verify_callouts_in(uintptr_t base, size_t size, uint32_t *first)
-{
-    size_t n = 0;
-    for (uint32_t s = 0; s < NSEGS; s++) {
-        struct owfp_verify_callout *seg = atomic_load_explicit(&segs[s], memory_order_acquire);
-        for (uint32_t i = 0; seg && i < (1u << SEG_BITS); i++) {
-            const struct owfp_verify_callout *vc = &seg[i];
-            if (atomic_load(&vc->registered) && (uintptr_t)vc->classify - base < size) {
-                if (!n && first)
-                    *first = (s << SEG_BITS) | i;
-                n++;
-            }
-        }
-    }
-    return n;
 }
 
 /* R8: a module whose DriverUnload has run is being called. */
@@ -582,9 +557,8 @@ void owfp_verify_enter_classify(struct owfp_verify_frame *fr, uint32_t callout_i
         const FWPS_STREAM_CALLOUT_IO_PACKET0 *io = layer_data;
         fr->stream = true;
         fr->stream_flags = io->streamData ? io->streamData->flags : 0;
-        /* Inside the classify's read section: the flow cannot go away. */
-        struct owfp_engine *e = owfp_engine_get();
-        fr->flowp = e && flow ? owfp_flow_lookup(e, flow) : NULL;
+        /* The stream classify that is calling (stream/classify.c). */
+        fr->flowp = owfp_stream_current ? owfp_stream_current->stream->flow : NULL;
         if (fr->flowp)
             owfp_verify_stream_start(fr->flowp, callout_id, fr->stream_flags);
     }
@@ -652,12 +626,13 @@ void owfp_verify_kernel_finding(const char *message)
     const char *rule, *check;
     kernel_check(message, &rule, &check);
     const struct owfp_verify_frame *fr = owfp_verify_top;
-    const char *where = !fr ? ""
-                        : fr->kind == OWFP_VERIFY_NOTIFY ? " (inside notifyFn)"
-                        : fr->kind == OWFP_VERIFY_FLOW_DELETE ? " (inside flowDeleteFn)"
-                                                              : " (inside classifyFn)";
-    if (!fr && rule[0] == 'C')
-        where = " (outside callouts: the driver raised the IRQL, e.g. holds a spin lock)";
-    owfp_verify_report(rule, check, fr ? fr->callout_id : 0, fr ? fr->flow : 0, NULL, NULL,
-                       OWFP_VERIFY_BT_STACK, "%s%s", message, where);
+    if (fr)
+        owfp_verify_report(rule, check, fr->callout_id, fr->flow, NULL, NULL,
+                           OWFP_VERIFY_BT_STACK, "%s (inside %s)", message,
+                           fn_kind_name(fr->kind));
+    else
+        owfp_verify_report(rule, check, 0, 0, NULL, NULL, OWFP_VERIFY_BT_STACK, "%s%s", message,
+                           rule[0] == 'C' ? " (outside callouts: the driver raised the IRQL, "
+                                            "e.g. holds a spin lock)"
+                                          : "");
 }

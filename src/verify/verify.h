@@ -50,12 +50,9 @@ void owfp_verify_report(const char *rule, const char *check, uint32_t callout_id
 
 /* ---- callouts (verify.c) ------------------------------------------------------- */
 
-/* A callout registered: its key and functions name later findings. */
-void owfp_verify_callout_registered(uint32_t id, const struct _GUID *key, const void *classify,
-                                    const void *notify, const void *flow_delete);
-
-/* Unregistered for good. */
-void owfp_verify_callout_unregistered(uint32_t id);
+/* A callout registered: its key, and the module of its classifyFn, name
+ * later findings. */
+void owfp_verify_callout_registered(uint32_t id, const struct _GUID *key, const void *classify);
 
 enum owfp_verify_fn_kind { OWFP_VERIFY_CLASSIFY, OWFP_VERIFY_NOTIFY, OWFP_VERIFY_FLOW_DELETE };
 
@@ -94,14 +91,9 @@ void owfp_verify_enter_classify(struct owfp_verify_frame *fr, uint32_t callout_i
 void owfp_verify_leave_classify(struct owfp_verify_frame *fr);
 
 /* C4: a PASSIVE_LEVEL-only WFP function called from inside a callout
- * function; the engine refuses it with STATUS_INVALID_DEVICE_STATE. */
+ * function; the engine refuses it with STATUS_INVALID_DEVICE_STATE
+ * (owfp_passive_refused, engine/engine.h). */
 void owfp_verify_passive_in_callout(const char *api);
-/* Same, for PASSIVE_LEVEL-only WFP functions called from inside a callout. */
-#define OWFP_VERIFY_PASSIVE_IN_CALLOUT(api)         \
-    do {                                            \
-        if (OWFP_VERIFY_ON())                       \
-            owfp_verify_passive_in_callout(api);    \
-    } while (0)
 
 /* A kernel-layer finding (src/kernel/findings.c): IRQL misuse becomes C4,
  * the rest rule "K". */
@@ -151,9 +143,5 @@ extern atomic_llong owfp_verify_live[OWFP_VERIFY_RES_COUNT];
 /* inject.c: injection handles not destroyed, and their injections still
  * pending. */
 void owfp_injection_handles_open(uint64_t *open, uint64_t *pending);
-
-/* Base name of a module file (up to the first dot), as driver_host.c names
- * drivers; "" when unknown. */
-void owfp_verify_module_name(const void *addr, char out[64]);
 
 #endif

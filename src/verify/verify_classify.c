@@ -4,7 +4,8 @@
  * C4). The answer checks run when classifyFn returns, in the engine's call
  * wrapper (callout_registry.c), and look at what the callout wrote; the
  * engine reads the answer its own way afterwards (stream/classify.c,
- * engine/arbitrate.c) and never learns of them.
+ * engine/arbitrate.c) and never learns of them; the out-of-band checks read
+ * a stream answer with the engine's own owfp_stream_read_answer.
  *
  * Per flow, the verifier remembers for each stream callout what it did with
  * each direction (let data through, blocked the FIN, injected inline or out
@@ -125,32 +126,20 @@ void owfp_verify_stream_start(struct owfp_flow *f, uint32_t id, uint32_t stream_
     }
 }
 
-/* How the engine reads the answer (classify.c, spec S14, S15, S18, S21,
- * A9), for what the out-of-band checks need to know later: did bytes pass,
- * was the FIN blocked. *clear: bits that no longer hold (a FIN let
- * through). */
-static unsigned answer_bits(uint32_t filter_action, int dir, uint64_t len, bool fin,
-                            const FWPS_STREAM_CALLOUT_IO_PACKET0 *io,
-                            const FWPS_CLASSIFY_OUT0 *out, unsigned *clear)
+/* What the out-of-band checks need to know later of an answer, as the
+ * engine reads it (owfp_stream_read_answer): did bytes pass, was the FIN
+ * blocked. *clear: bits that no longer hold (a FIN let through). */
+static unsigned answer_bits(const struct owfp_answer *a, int dir, uint64_t len, bool fin,
+                            unsigned *clear)
 {
     *clear = 0;
-    uint32_t action = io->streamAction;
-    if (action >= FWPS_STREAM_ACTION_TYPE_MAX)
-        action = FWPS_STREAM_ACTION_DROP_CONNECTION;
-    if (action == FWPS_STREAM_ACTION_DROP_CONNECTION &&
-        filter_action == FWP_ACTION_CALLOUT_INSPECTION)
-        action = FWPS_STREAM_ACTION_NONE;
-    if (action == FWPS_STREAM_ACTION_ALLOW_CONNECTION) {
+    if (a->action == FWPS_STREAM_ACTION_ALLOW_CONNECTION) {
         *clear = fin ? FIN_HELD << dir : 0;
         return PASSED | (PASSED << 1);
     }
-    if (action != FWPS_STREAM_ACTION_NONE)
+    if (a->action != FWPS_STREAM_ACTION_NONE)
         return 0; /* held, deferred or dropped: a FIN stays held */
-    bool block = filter_action == FWP_ACTION_CALLOUT_TERMINATING
-                     ? out->actionType != FWP_ACTION_PERMIT
-                     : filter_action != FWP_ACTION_CALLOUT_INSPECTION &&
-                           out->actionType == FWP_ACTION_BLOCK;
-    if (block)
+    if (a->route == OWFP_ROUTE_BLOCK)
         return fin ? FIN_BLOCKED << dir : 0;
     *clear = fin ? FIN_HELD << dir : 0;
     return len ? PASSED << dir : 0;
@@ -172,6 +161,8 @@ void owfp_verify_stream_answer(const struct owfp_verify_frame *fr)
     uint32_t id = fr->callout_id;
     uint64_t flow = fr->flow;
     uint32_t sa = io->streamAction;
+    struct owfp_answer a = {0};
+    owfp_stream_read_answer(filter_action, io, out, len, &a);
 
     if (sa >= FWPS_STREAM_ACTION_TYPE_MAX)
         owfp_verify_report("S21", "stream-action-out-of-range", id, flow, NULL, fn,
@@ -213,9 +204,7 @@ void owfp_verify_stream_answer(const struct owfp_verify_frame *fr)
                                "CALLOUT_TERMINATING stream filter: treated as BLOCK (A9), "
                                "%" PRIu64 " bytes removed",
                                (uint32_t)out->actionType, action_name(out->actionType),
-                               io->countBytesEnforced && io->countBytesEnforced < len
-                                   ? (uint64_t)io->countBytesEnforced
-                                   : len);
+                               a.enforced);
         if (io->countBytesEnforced > len)
             owfp_verify_report("S15", "enforced-exceeds-indication", id, flow, NULL, fn,
                                OWFP_VERIFY_BT_FN,
@@ -225,7 +214,7 @@ void owfp_verify_stream_answer(const struct owfp_verify_frame *fr)
     }
 
     unsigned clear;
-    unsigned set = answer_bits(filter_action, dir, len, fin, io, out, &clear);
+    unsigned set = answer_bits(&a, dir, len, fin, &clear);
     if ((set || clear) && fr->flowp) {
         atomic_uint *bits = bits_of(vflow_of(fr->flowp), id);
         if (bits && (atomic_load_explicit(bits, memory_order_relaxed) & set) != set)

@@ -15,18 +15,13 @@
 struct owfp_verify_callout {
     bool used;
     GUID key;
-    const void *classify, *notify, *flow_delete;
     char driver[64];
-    atomic_bool registered;
     atomic_llong pending; /* contexts FwpsFlowRemoveContext0 answered PENDING for */
 };
 
 /* The entry for `id` (NULL for 0 or ids past 65535); `create` allocates
  * its part of the table. */
 struct owfp_verify_callout *owfp_verify_callout(uint32_t id, bool create);
-/* Callouts still registered whose classifyFn lies in [base, base + size);
- * *first gets one of their ids. */
-size_t owfp_verify_callouts_in(uintptr_t base, size_t size, uint32_t *first);
 
 /* "classifyFn", "notifyFn", "flowDeleteFn" for the callout function running
  * on this thread; NULL outside callouts. */

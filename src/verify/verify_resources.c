@@ -16,6 +16,7 @@
 
 #include <openwfp/kernel.h>
 
+#include "engine/callout_registry.h"
 #include "verify/verify_internal.h"
 
 atomic_llong owfp_verify_live[OWFP_VERIFY_RES_COUNT];
@@ -169,7 +170,9 @@ void owfp_verify_snapshot_compare(const char *driver, const struct owfp_verify_s
     pthread_mutex_unlock(&reported_mu);
 
     uint32_t first = 0;
-    size_t callouts = module_size ? owfp_verify_callouts_in(module_base, module_size, &first) : 0;
+    struct owfp_engine *e = owfp_engine_get();
+    size_t callouts =
+        e && module_size ? owfp_callouts_in(e, module_base, module_size, &first) : 0;
     if (callouts)
         owfp_verify_report_n("E3", "callout-registered-at-unload", driver, callouts,
                              "%zu callout(s) still registered at unload (one is id %" PRIu32
