@@ -28,8 +28,11 @@ run meson compile -C build-tsan
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run meson test -C build-tsan --print-errorlogs
 
 # The fuzz targets' regression corpora ran above as meson tests; now each
-# libFuzzer target explores for a minute from a fresh build.
+# libFuzzer target explores for a minute from a fresh build, and each
+# example driver half a minute.
 rm -rf build-fuzz-ci
 OWFP_FUZZ_BUILD=build-fuzz-ci run fuzz/run.sh 60
+# `openwfp fuzz` over each example driver, and the faulty driver caught.
+OWFP_FUZZ_BUILD=build-fuzz-ci run fuzz/drivers.sh 30
 
 echo "openwfp: all test runs passed"

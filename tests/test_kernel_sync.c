@@ -337,6 +337,84 @@ static void test_work_items(void **state)
     IoDeleteDevice(dev);
 }
 
+/* Scheduled mode (replaying a fuzz input): items wait until released, and
+ * run one at a time in the order picked, each on a worker thread. */
+static struct {
+    KSPIN_LOCK lock;
+    char order[8]; /* guarded by lock */
+    int n;
+    bool other_thread;
+} sched;
+
+static VOID NTAPI sched_routine(PDEVICE_OBJECT device, PVOID context)
+{
+    (void)device;
+    KIRQL old;
+    KeAcquireSpinLock(&sched.lock, &old);
+    if (sched.n < (int)sizeof(sched.order) - 1)
+        sched.order[sched.n++] = (char)(uintptr_t)context;
+    sched.other_thread = !pthread_equal(pthread_self(), wi.queuer);
+    KeReleaseSpinLock(&sched.lock, old);
+}
+
+static const char *sched_order(void)
+{
+    KIRQL old;
+    KeAcquireSpinLock(&sched.lock, &old);
+    static char copy[sizeof(sched.order)];
+    memcpy(copy, sched.order, sizeof(copy));
+    KeReleaseSpinLock(&sched.lock, old);
+    return copy;
+}
+
+static void test_work_items_scheduled_run_when_and_as_released(void **state)
+{
+    (void)state;
+    owfp_kernel_findings_reset();
+    DRIVER_OBJECT drv;
+    memset(&drv, 0, sizeof(drv));
+    PDEVICE_OBJECT dev;
+    assert_int_equal(IoCreateDevice(&drv, 0, NULL, FILE_DEVICE_NETWORK, 0, FALSE, &dev),
+                     STATUS_SUCCESS);
+    memset(&sched, 0, sizeof(sched));
+    KeInitializeSpinLock(&sched.lock);
+    wi.queuer = pthread_self();
+    assert_false(owfp_workitems_run_one(0, 1000)); /* not in scheduled mode */
+
+    owfp_workitems_set_scheduled(true);
+    assert_false(owfp_workitems_run_one(0, 1000)); /* nothing queued */
+    PIO_WORKITEM items[3];
+    for (int i = 0; i < 3; i++) {
+        items[i] = IoAllocateWorkItem(dev);
+        assert_non_null(items[i]);
+        IoQueueWorkItem(items[i], sched_routine, DelayedWorkQueue, (PVOID)(uintptr_t)('A' + i));
+    }
+    /* Held: given time, none runs on its own. */
+    LARGE_INTEGER wait = {.QuadPart = MS(50)};
+    KeDelayExecutionThread(KernelMode, FALSE, &wait);
+    assert_string_equal(sched_order(), "");
+    assert_int_equal(owfp_workitems_pending(), 3);
+
+    assert_true(owfp_workitems_run_one(1, 5000)); /* B, done when this returns */
+    assert_string_equal(sched_order(), "B");
+    assert_true(sched.other_thread);
+    assert_true(owfp_workitems_run_one(5, 5000)); /* 5 mod 2 queued (A, C): C */
+    assert_string_equal(sched_order(), "BC");
+    assert_true(owfp_workitems_wait_idle(5000)); /* runs what is left, oldest first */
+    assert_string_equal(sched_order(), "BCA");
+    assert_int_equal(owfp_workitems_pending(), 0);
+
+    /* Leaving the mode lets a waiting item run by itself. */
+    IoQueueWorkItem(items[0], sched_routine, DelayedWorkQueue, (PVOID)(uintptr_t)'D');
+    owfp_workitems_set_scheduled(false);
+    assert_true(owfp_workitems_wait_idle(5000));
+    assert_string_equal(sched_order(), "BCAD");
+    for (int i = 0; i < 3; i++)
+        IoFreeWorkItem(items[i]);
+    assert_int_equal(owfp_kernel_findings(), 0);
+    IoDeleteDevice(dev);
+}
+
 /* ---- contention ------------------------------------------------------------------- */
 
 #define THREADS 8
@@ -427,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_synchronization_releases_one_per_set),
         cmocka_unit_test(test_system_thread_wait_on_object),
         cmocka_unit_test(test_work_items),
+        cmocka_unit_test(test_work_items_scheduled_run_when_and_as_released),
         cmocka_unit_test(test_spinlock_and_interlocked_contention),
         cmocka_unit_test(test_pool_from_many_threads),
     };

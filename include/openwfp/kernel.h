@@ -46,8 +46,18 @@ void owfp_pool_tag_string(uint32_t tag, char out[5]);
  * or running. */
 unsigned long owfp_workitems_outstanding(void);
 unsigned long owfp_workitems_pending(void);
-/* Waits until no work item is queued or running; false on timeout. */
+/* Waits until no work item is queued or running; false on timeout. In
+ * scheduled mode it runs the queued items itself, oldest first. */
 bool owfp_workitems_wait_idle(unsigned timeout_ms);
+/* Scheduled mode, for runs that must repeat exactly (replaying a fuzz
+ * input): queued work items wait until owfp_workitems_run_one releases
+ * them. Off by default; turning it off lets waiting items run. */
+void owfp_workitems_set_scheduled(bool on);
+/* Scheduled mode: runs the queued item number `pick` (modulo how many are
+ * queued, 0 the oldest) on a worker thread and returns once its routine
+ * returned. false when nothing is queued, outside scheduled mode, or after
+ * timeout_ms. */
+bool owfp_workitems_run_one(unsigned pick, unsigned timeout_ms);
 
 /* System threads created and not yet terminated. */
 unsigned long owfp_system_threads_running(void);

@@ -38,6 +38,8 @@ static void usage(FILE *out)
           "  --max-connections N     live connections kept at most (default unlimited)\n"
           "  --max-buffered BYTES    out-of-order bytes per direction (default 4 MiB)\n"
           "  --max-buffered-total BYTES  out-of-order bytes in all (default 1 GiB)\n"
+          "  --fuzz-input FILE       play a fuzz input of `openwfp fuzz` (a crash or a\n"
+          "                          finding it saved) instead of captures; repeatable\n"
           "  -h, --help\n",
           out);
 }
@@ -45,13 +47,14 @@ static void usage(FILE *out)
 struct args {
     struct owfp_replay_options o;
     struct owfp_net nets[OWFP_MAX_LIST];
+    const char *tapes[OWFP_MAX_LIST];
     struct owfp_callout_args callouts;
 };
 
 static int parse(int argc, char **argv, struct args *a)
 {
     enum { O_LOCAL = 256, O_OVERLAP, O_JSON, O_QUIET, O_NOPROG, O_STREAMS, O_PCAP, O_TIMEOUT,
-           O_MAXCONN, O_MAXBUF, O_MAXTOTAL };
+           O_MAXCONN, O_MAXBUF, O_MAXTOTAL, O_FUZZ_INPUT };
     static const struct option opts[] = {
         OWFP_CALLOUT_OPTIONS,
         {"local", required_argument, 0, O_LOCAL},
@@ -65,6 +68,7 @@ static int parse(int argc, char **argv, struct args *a)
         {"max-connections", required_argument, 0, O_MAXCONN},
         {"max-buffered", required_argument, 0, O_MAXBUF},
         {"max-buffered-total", required_argument, 0, O_MAXTOTAL},
+        {"fuzz-input", required_argument, 0, O_FUZZ_INPUT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -115,13 +119,25 @@ static int parse(int argc, char **argv, struct args *a)
             if (owfp_cli_u64("replay", "--max-buffered-total", optarg, UINT64_MAX, &o->max_buffered_total))
                 return -1;
             break;
+        case O_FUZZ_INPUT:
+            if (o->ncaptures == OWFP_MAX_LIST)
+                return fprintf(stderr, "openwfp replay: too many --fuzz-input\n"), -1;
+            a->tapes[o->ncaptures++] = optarg;
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
     }
     o->local_nets = a->nets;
-    o->captures = (const char *const *)argv + optind;
-    o->ncaptures = (size_t)(argc - optind);
+    if (o->ncaptures) {
+        if (optind < argc)
+            return fprintf(stderr, "openwfp replay: captures and --fuzz-input do not mix\n"), -1;
+        o->tapes = true;
+        o->captures = a->tapes;
+    } else {
+        o->captures = (const char *const *)argv + optind;
+        o->ncaptures = (size_t)(argc - optind);
+    }
     if (!o->ncaptures) {
         o->captures = g_sample;
         o->ncaptures = 1;

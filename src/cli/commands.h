@@ -5,5 +5,6 @@
 
 int owfp_cmd_replay(int argc, char **argv);
 int owfp_cmd_proxy(int argc, char **argv);
+int owfp_cmd_fuzz(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static void usage(FILE *out)
           "  replay [CAPTURE...]   run callouts over recorded TCP traffic (pcap, pcapng);\n"
           "                        with no capture, the bundled sample and example callouts\n"
           "  proxy                 relay live TCP connections through callouts\n"
+          "  fuzz                  fuzz callout drivers (libFuzzer, sanitizers, verifier)\n"
           "\n"
           "`openwfp COMMAND --help` describes a command's options.\n",
           out);
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
         return owfp_cmd_replay(argc - 1, argv + 1);
     if (strcmp(argv[1], "proxy") == 0)
         return owfp_cmd_proxy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "fuzz") == 0)
+        return owfp_cmd_fuzz(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

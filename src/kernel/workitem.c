@@ -6,6 +6,11 @@
  *
  * An item is off the queue before its routine is called, so the routine may
  * queue it again or free it (the usual pattern) itself.
+ *
+ * Scheduled mode (owfp_workitems_set_scheduled) makes a run repeatable, as
+ * replaying a fuzz input must be: queued items wait until the host releases
+ * them, one at a time, in the order it picks, and each finishes before the
+ * host goes on.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,8 +40,11 @@ static struct {
     struct _IO_WORKITEM *head, *tail;
     unsigned long pending; /* queued or running */
     bool started;
+    bool scheduled;       /* items run only when released */
+    unsigned long grants; /* scheduled: items released, not yet taken */
+    unsigned long done;   /* items whose routine returned */
 } q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
-       NULL, NULL, 0, false};
+       NULL, NULL, 0, false, false, 0, 0};
 
 static atomic_ulong outstanding;
 
@@ -46,8 +54,10 @@ static void *worker(void *arg)
     owfp_irql = PASSIVE_LEVEL;
     pthread_mutex_lock(&q.mu);
     for (;;) {
-        while (!q.head)
+        while (!q.head || (q.scheduled && !q.grants))
             pthread_cond_wait(&q.work, &q.mu);
+        if (q.grants)
+            q.grants--;
         struct _IO_WORKITEM *it = q.head;
         q.head = it->next;
         if (!q.head)
@@ -69,7 +79,8 @@ static void *worker(void *arg)
         }
 
         pthread_mutex_lock(&q.mu);
-        if (--q.pending == 0)
+        q.done++;
+        if (--q.pending == 0 || q.scheduled)
             pthread_cond_broadcast(&q.idle);
     }
     return NULL;
@@ -210,11 +221,69 @@ unsigned long owfp_workitems_pending(void)
     return n;
 }
 
+void owfp_workitems_set_scheduled(bool on)
+{
+    pthread_mutex_lock(&q.mu);
+    q.scheduled = on;
+    q.grants = 0;
+    pthread_cond_broadcast(&q.work);
+    pthread_mutex_unlock(&q.mu);
+}
+
+static unsigned long queued_locked(void)
+{
+    unsigned long n = 0;
+    for (const struct _IO_WORKITEM *it = q.head; it; it = it->next)
+        n++;
+    return n;
+}
+
+/* Scheduled mode, q.mu held: moves the queued item number `pick` (modulo
+ * their count) to the front, releases it and waits until it returned.
+ * false when none is queued, or on timeout. */
+static bool run_one_locked(unsigned pick, const struct timespec *until)
+{
+    unsigned long n = queued_locked();
+    if (!n)
+        return false;
+    struct _IO_WORKITEM *prev = NULL, *it = q.head;
+    for (unsigned long i = pick % n; i; i--) {
+        prev = it;
+        it = it->next;
+    }
+    if (prev) {
+        prev->next = it->next;
+        if (q.tail == it)
+            q.tail = prev;
+        it->next = q.head;
+        q.head = it;
+    }
+    unsigned long target = q.done + 1;
+    q.grants = 1;
+    pthread_cond_broadcast(&q.work);
+    int rc = 0;
+    while (q.done < target && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&q.idle, &q.mu, until);
+    return q.done >= target;
+}
+
+bool owfp_workitems_run_one(unsigned pick, unsigned timeout_ms)
+{
+    struct timespec until = owfp_realtime_after_ms(timeout_ms);
+    pthread_mutex_lock(&q.mu);
+    bool ran = q.scheduled && run_one_locked(pick, &until);
+    pthread_mutex_unlock(&q.mu);
+    return ran;
+}
+
 bool owfp_workitems_wait_idle(unsigned timeout_ms)
 {
     struct timespec until = owfp_realtime_after_ms(timeout_ms); /* q.idle: default clock */
     pthread_mutex_lock(&q.mu);
     int rc = 0;
+    if (q.scheduled) /* in queue order, each to its end: the same every run */
+        while (q.pending && run_one_locked(0, &until))
+            ;
     while (q.pending && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&q.idle, &q.mu, &until);
     bool idle = q.pending == 0;

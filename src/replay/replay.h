@@ -23,6 +23,7 @@ struct owfp_net {
 struct owfp_replay_options {
     const char *const *captures; /* "-" = standard input */
     size_t ncaptures;
+    bool tapes;                  /* the captures are fuzz tapes (tape.h) */
     const struct owfp_net *local_nets; /* none: the initiator is local */
     size_t nlocal_nets;
     enum owfp_overlap_policy overlap;

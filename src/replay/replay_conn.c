@@ -454,6 +454,16 @@ void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uin
     poll_woken(r);
 }
 
+void owfp_replay_poll(struct owfp_replay *r)
+{
+    poll_woken(r);
+}
+
+void owfp_replay_settle(struct owfp_replay *r)
+{
+    settle(r);
+}
+
 int owfp_replay_finish(struct owfp_replay *r)
 {
     poll_woken(r);

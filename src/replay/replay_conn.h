@@ -72,12 +72,20 @@ struct owfp_replay {
     struct owfp_rconn *woken;
     atomic_bool any_woken;
     bool settle_gave_up; /* work items did not go idle once: flows no longer wait */
+    unsigned tapes;         /* fuzz tapes played (owfp_replay_tape) */
+    uint64_t tape_clock_us; /* where the last one left the clock */
 };
 
 struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt);
 /* One captured frame. */
 void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uint32_t caplen,
                        uint32_t wirelen, uint64_t ts_us);
+/* Takes what other threads injected or continued (between frames). */
+void owfp_replay_poll(struct owfp_replay *r);
+/* Waits until the drivers' work items are idle and takes what they did. */
+void owfp_replay_settle(struct owfp_replay *r);
+/* Plays a fuzz tape (tape.h) into the replay: 0, or 1 when out of memory. */
+int owfp_replay_tape(struct owfp_replay *r, const uint8_t *tape, size_t len);
 /* Ends every connection, prints the totals, frees. Returns 0, or 2 when an
  * output could not be written. */
 int owfp_replay_finish(struct owfp_replay *r);
