@@ -38,15 +38,32 @@ def finish():
     return 0
 
 
+# The example drivers of drivers/: every test run of theirs is also checked
+# by the verifier (docs/verifier.md), so a finding fails the run (exit 4).
+EXAMPLE_DRIVERS = ("flow_monitor", "content_block", "stream_edit", "tls_sni_block")
+
+
+def verified(args):
+    """args with --verify=strict added when they load an example driver and
+    choose no --verify themselves."""
+    drivers = [os.path.basename(args[i + 1]).split(".")[0]
+               for i, a in enumerate(args[:-1]) if a == "--driver"]
+    chosen = any(str(a).startswith("--verify") for a in args)
+    if chosen or not any(d in EXAMPLE_DRIVERS for d in drivers):
+        return list(args)
+    return ["--verify=strict", *args]
+
+
 def replay(openwfp, *args, stdin=None, timeout=120, leaks=False, env=None, preexec_fn=None):
-    """`openwfp replay ARGS...`: (exit status, stdout, stderr) as text.
+    """`openwfp replay ARGS...`: (exit status, stdout, stderr) as text; runs
+    of the example drivers under --verify=strict (verified()).
     leaks=True for a run that leaks on purpose (a leaking driver, a crash):
     LeakSanitizer (ASan builds) would make that its own exit status. env:
     the whole environment (default: this one's)."""
     env = dict(os.environ if env is None else env)
     if leaks:
         env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    p = subprocess.run([openwfp, "replay", *args], input=stdin, capture_output=True,
+    p = subprocess.run([openwfp, "replay", *verified(args)], input=stdin, capture_output=True,
                        timeout=timeout, env=env, preexec_fn=preexec_fn)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
