@@ -61,6 +61,17 @@ tls=../shared/corpus/pcap/suricata-verify
 fuzz_clean tls_sni_block --driver "$d/tls_sni_block.so" --driver-param BlockedNames=.apple.com \
     --seed-from "$tls/tcp-empty-sack/tcp-opt.pcap" --seed-from "$tls/community-id-ipv6/input.pcap"
 
+# A driver that cannot be loaded is a setup error, not a finding.
+rc=0
+"$openwfp" fuzz --driver "$work/no-such-driver.so" --time 1 --corpus "$work/none/corpus" \
+    --artifacts "$work/none" >"$work/none.log" 2>&1 || rc=$?
+if [ "$rc" -eq 2 ] && grep -q 'no-such-driver' "$work/none.log"; then
+    echo "openwfp fuzz: a driver that does not load: exit 2"
+else
+    status=1
+    echo "openwfp fuzz: a driver that does not load: expected exit 2, got $rc; log: $work/none.log" >&2
+fi
+
 # The faulty driver answers DEFER to outbound data (S19): the fuzzer must
 # stop on it with a saved input that the replay turns into the same finding.
 faulty=(--driver "$build/fuzz/faulty_driver.so" --driver-param Fault=defer-on-send)

@@ -321,7 +321,7 @@ int owfp_cmd_fuzz(int argc, char **argv)
     int st = run_host(host, &a, corpus, artifacts);
     int found = report_artifacts(&a, artifacts, start);
     free(a.forward);
-    if (st < 0)
+    if (st < 0 || st == 2) /* openwfp-fuzz exits 2 when the callouts cannot be set up */
         return 2;
     return st == 0 && !found ? 0 : 1;
 }
