@@ -202,6 +202,7 @@ static bool read_once(struct owfp_conn *c, int dir)
     struct owfp_stream_result res;
     owfp_status st;
     if (n > 0) {
+        owfp_leg_read(c, src_leg(dir), (size_t)n, w->buflen);
         d->read += (uint64_t)n;
         if (dir == OWFP_STREAM_SEND)
             OWFP_STAT_ADD(&w->stats, bytes_read_send, (uint64_t)n);

@@ -111,7 +111,8 @@ void owfp_worker_starve(struct owfp_worker *w, struct owfp_conn *c)
 int owfp_worker_watch(struct owfp_worker *w, struct owfp_conn *c, int leg)
 {
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        /* EPOLLRDHUP and EPOLLPRI: see LEG_DRAIN. */
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = tag(c, leg == LEG_CLIENT ? TAG_CLIENT : TAG_SERVER),
     };
     return epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd[leg], &ev);
@@ -268,8 +269,10 @@ static void leg_event(struct owfp_conn *c, int leg, uint32_t events)
     if (c->state == CONN_DEAD)
         return;
     /* Errors and hang-ups surface as the next read or write fails. */
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
         c->leg[leg] |= LEG_READABLE;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+        c->leg[leg] |= LEG_DRAIN;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->leg[leg] |= LEG_WRITABLE;
     if (c->state == CONN_CONNECTING) {
@@ -308,7 +311,9 @@ static void run_ready(struct owfp_worker *w)
 /* The budget freed up: connections that stopped for it read again. */
 static void run_starved(struct owfp_worker *w)
 {
-    if (!w->nstarved || atomic_load_explicit(&w->buffered, memory_order_relaxed) >= w->budget / 2)
+    /* Twice the bytes against the whole budget: with a budget of 1, half
+     * of it rounded down (0) would never be reached. */
+    if (!w->nstarved || 2 * atomic_load_explicit(&w->buffered, memory_order_relaxed) >= w->budget)
         return;
     size_t n = w->nstarved;
     w->nstarved = 0;
@@ -425,7 +430,8 @@ int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px)
     w->opt = o;
     w->epfd = w->wakefd = -1;
     pthread_mutex_init(&w->wake_lock, NULL);
-    w->budget = o->max_buffered_total / px->nworkers;
+    /* A share of 0 would starve every connection before its first read. */
+    w->budget = o->max_buffered_total / px->nworkers ? o->max_buffered_total / px->nworkers : 1;
     w->buflen = READ_BUFFER;
     w->buf = owfp_malloc(w->buflen);
     w->listeners = owfp_calloc(o->nroutes, sizeof(*w->listeners));
@@ -464,8 +470,8 @@ void owfp_worker_destroy(struct owfp_worker *w)
         if (w->listeners[i].fd >= 0)
             close(w->listeners[i].fd);
     for (size_t i = 0; i < w->nspare; i++) {
-        close(w->spare_pipes[i][0]);
-        close(w->spare_pipes[i][1]);
+        close(w->spare_pipes[i].fd[0]);
+        close(w->spare_pipes[i].fd[1]);
     }
     if (w->epfd >= 0)
         close(w->epfd);

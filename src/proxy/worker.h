@@ -26,6 +26,12 @@ struct owfp_listener {
     int fd;
 };
 
+/* An empty pipe and how many buffers (pages) the kernel gave it. */
+struct owfp_spare_pipe {
+    int fd[2];
+    uint32_t slots;
+};
+
 struct owfp_proxy;
 
 struct owfp_worker {
@@ -55,7 +61,7 @@ struct owfp_worker {
     _Atomic uint64_t buffered;  /* bytes in this worker's output queues (one writer) */
     uint64_t budget;            /* its share of --max-buffered-total */
 
-    int spare_pipes[OWFP_SPARE_PIPES][2]; /* empty pipes kept for the next offload */
+    struct owfp_spare_pipe spare_pipes[OWFP_SPARE_PIPES]; /* for the next offload */
     size_t nspare;
 
     pthread_mutex_t wake_lock;  /* guards the three fields below */
