@@ -67,6 +67,11 @@ struct owfp_conn {
     struct sockaddr_storage addr[2]; /* client, server (original destination) */
 };
 
+/* Latency over batching (the proxy writes what it has at once), and urgent
+ * bytes stay in the stream instead of being lost to MSG_OOB. Set on the
+ * listeners, whose accepted sockets inherit both, and on upstream sockets. */
+void owfp_conn_tune(int fd);
+
 /* conn.c: life of a connection. Returns 0, or the errno when the proxy
  * itself is out of descriptors or memory for the upstream socket (the
  * client was reset; the caller pauses accepting as for a failed accept). */

@@ -250,11 +250,14 @@ static void stop_accepting(struct owfp_worker *w)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void upstream_ready(struct owfp_conn *c)
+static void upstream_ready(struct owfp_conn *c, uint32_t events)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(c->fd[LEG_SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    /* A failed connect shows EPOLLERR; with neither flag SO_ERROR is 0,
+     * and asking would cost a call per connection. */
+    if ((events & (EPOLLERR | EPOLLHUP)) &&
+        getsockopt(c->fd[LEG_SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err == 0) {
         owfp_conn_connected(c);
@@ -277,7 +280,7 @@ static void leg_event(struct owfp_conn *c, int leg, uint32_t events)
         c->leg[leg] |= LEG_WRITABLE;
     if (c->state == CONN_CONNECTING) {
         if (leg == LEG_SERVER && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            upstream_ready(c);
+            upstream_ready(c, events);
         return;
     }
     owfp_conn_pump(c);
@@ -394,7 +397,7 @@ static void *loop(void *arg)
 
 /* ---- set-up ---------------------------------------------------------- */
 
-static int open_listener(const struct owfp_proxy_route *r)
+int owfp_worker_listen(const struct owfp_proxy_route *r)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&r->listen.ss;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -412,6 +415,7 @@ static int open_listener(const struct owfp_proxy_route *r)
             setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) != 0)
             goto fail;
     }
+    owfp_conn_tune(fd);
     if (bind(fd, sa, r->listen.len) != 0 || listen(fd, 4096) != 0)
         goto fail;
     return fd;
@@ -447,7 +451,7 @@ int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px)
     for (size_t i = 0; i < o->nroutes; i++) {
         struct owfp_listener *l = &w->listeners[i];
         l->route = &o->routes[i];
-        l->fd = open_listener(l->route);
+        l->fd = owfp_worker_listen(l->route);
         w->nlisteners++;
         if (l->fd < 0)
             return -1;

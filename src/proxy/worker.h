@@ -79,11 +79,15 @@ struct owfp_proxy {
     _Atomic bool stopping;      /* SIGTERM: stop accepting */
     _Atomic bool closing;       /* grace over: reset what is left */
     _Atomic uint64_t conns;     /* live connections, for --max-connections */
+    uint64_t pid;               /* each flow's process id, asked for once */
 };
 
 /* Every worker's counters summed. Any thread. */
 void owfp_proxy_totals(const struct owfp_proxy *px, struct owfp_proxy_totals *t);
 
+/* A non-blocking SO_REUSEPORT listener for the route, tuned as
+ * owfp_conn_tune says; -1 and errno on failure. */
+int owfp_worker_listen(const struct owfp_proxy_route *r);
 int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px);
 void owfp_worker_destroy(struct owfp_worker *w);
 int owfp_worker_start(struct owfp_worker *w);
