@@ -13,7 +13,8 @@ client sees, with the bundled examples and drivers:
        after DeferMs): the proxy stops reading the server, whose TCP window
        closes (seen with ss), and after the continue the download completes;
        a client that resets while deferred ends the flow at once and the
-       driver owes no continue.
+       driver owes no continue; bytes that arrive while deferred, and after
+       the continue, are relayed (reading resumes with no new epoll event).
 
 usage: proxy_actions.py OPENWFP CONTENT_BLOCK.so STREAM_EDIT.so DEFER_DRIVER.so
 """
@@ -407,6 +408,61 @@ def test_defer(nginx, big_sha):
             proxy.text()[-2000:])
 
 
+def test_defer_arrivals():
+    """Small messages around a DEFER: the first answer is deferred after a
+    short read (the socket then counts as empty), a second arrives while
+    the flow is deferred (its event cannot be acted on yet), a third after
+    the continue. The continue comes from another thread, not as an epoll
+    event: the proxy must read the second message then, and relay all
+    three in order, then the FIN."""
+    name = "S19 bytes around a DEFER"
+    first, second, third = b"first answer\n", b"second, sent while deferred\n", b"third\n"
+    defer_ms = 1500
+
+    def handler(c, rec):
+        rec["request"] = c.recv(64)
+        c.sendall(first)
+        time.sleep(defer_ms / 3000)
+        c.sendall(second)
+        rec["next"] = c.recv(64)
+        c.sendall(third)
+
+    up = L.Upstream(handler)
+    proxy, port = L.start(OPENWFP, up.port, "--strict", "--driver", DEFER_DRIVER,
+                          "--driver-param", "DeferMs=%d" % defer_ms)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=defer_ms / 1000 + 15) as c:
+            t0 = time.time()
+            c.sendall(b"hello\n")
+            got = b""
+            while len(got) < len(first + second):
+                b = c.recv(4096)
+                if not b:
+                    break
+                got += b
+            waited = time.time() - t0
+            L.check("%s: the first two arrive together after the continue (%.2f s)"
+                    % (name, waited), got == first + second and waited >= defer_ms / 1000 * 0.9,
+                    (got, waited))
+            c.sendall(b"next\n")
+            rest = L.recv_all(c)
+            L.check("%s: the third follows, then EOF" % name, rest == third, rest)
+        rec = up.record(0)
+        L.check("%s: the server saw both requests" % name,
+                rec is not None and rec.get("request") == b"hello\n" and
+                rec.get("next") == b"next\n", rec)
+        s = settled(proxy, name)
+        L.check("%s: defers == 1, every byte read was permitted" % name,
+                s.get("defers") == 1 and s.get("bytes_read_receive") ==
+                s.get("bytes_permitted_receive") == len(first + second + third), s)
+    finally:
+        rc = stop(proxy, name)
+        up.close()
+    L.check("%s: the driver unloads with 1 deferred, 1 continued, 0 failed" % name,
+            rc == 0 and "DeferDriver: unloaded: 1 deferred, 1 continued, 0 failed" in proxy.text(),
+            proxy.text()[-2000:])
+
+
 def test_defer_reset(nginx):
     """A client that resets while its flow is deferred: the connection
     ends at once, flowDeleteFn drops what the driver owed (no continue is
@@ -462,7 +518,8 @@ def main():
                      (test_allow, (nginx, dropdata, big_sha)),
                      (test_ale_block, (nginx, root)),
                      (test_defer, (nginx, big_sha)),
-                     (test_defer_reset, (nginx,))])
+                     (test_defer_reset, (nginx,)),
+                     (test_defer_arrivals, ())])
     finally:
         if nginx:
             nginx.stop()

@@ -8,7 +8,11 @@ connect timeout, in network namespaces of its own):
   - an upstream that refuses, and one that never answers (--connect-timeout);
   - RLIMIT_NOFILE exhaustion (accept pauses, then recovers);
   - 10,000 concurrent idle connections (RSS per connection measured);
-  - a driver that injects far more than it receives (--max-buffered trips).
+  - a driver that injects far more than it receives (--max-buffered trips);
+  - FINs right behind short messages, urgent data, and a connection starved
+    by --max-buffered-total that must read again once the budget frees up
+    (the proxy takes a short read for an empty socket; these are the cases
+    where it must not, or where reading resumes without a new event).
 
 The engine path (`--example noop`, an inspection callout that sees every
 byte) and the splice path (no callouts: flows are offloaded) are both run
@@ -36,13 +40,12 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxy_lib as pl  # noqa: E402
-from proxy_lib import blob, check, linger_rst, stats, wait_for  # noqa: E402
+from proxy_lib import Upstream, blob, check, linger_rst, stats, wait_for  # noqa: E402
 
 OPENWFP = os.path.abspath(sys.argv[1])
 FLOOD_DRIVER = os.path.abspath(sys.argv[2])
@@ -89,61 +92,6 @@ def read_request(c):
             break
         buf += b
     return buf
-
-
-class Upstream:
-    """A python TCP server on 127.0.0.1: handler(conn, rec) runs in a thread
-    per connection; rec (a dict) records what it saw, rec["done"] is set when
-    it returns."""
-
-    def __init__(self, handler):
-        self.handler = handler
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LO, 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.addr = "%s:%d" % (LO, self.port)
-        self.records = []
-        self.conns = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, peer = self.sock.accept()
-            except OSError:
-                return
-            rec = {"peer": peer, "done": threading.Event()}
-            self.records.append(rec)
-            self.conns.append(c)
-            threading.Thread(target=self._run, args=(c, rec), daemon=True).start()
-
-    def _run(self, c, rec):
-        try:
-            self.handler(c, rec)
-        except Exception as e:  # recorded: the test checks what it expects
-            rec["error"] = repr(e)
-        finally:
-            c.close()
-            rec["done"].set()
-
-    def record(self, i=0, timeout=15.0):
-        wait_for(lambda: len(self.records) > i, timeout)
-        if len(self.records) <= i:
-            return None
-        self.records[i]["done"].wait(timeout)
-        return self.records[i]
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        for c in self.conns:
-            with contextlib.suppress(OSError):
-                c.close()
-        self.thread.join(5)
 
 
 # ---- the proxy under test ------------------------------------------------------
@@ -413,6 +361,134 @@ def case_half_close_server_first(mode):
         rec = up.record(0)
         check(name + ": the server got all %d bytes sent after its FIN" % len(upload),
               rec is not None and rec.get("upload") == sha(upload), rec)
+        settle(name, p, base)
+
+
+def case_fin_right_after_data(mode):
+    """Short messages with the FIN right behind them, many times over: the
+    server answers and closes at once, or the client sends and shuts its
+    write side at once. The proxy takes a read that comes back short for an
+    empty socket, except when epoll reported a hang-up: each end must still
+    be seen and passed on, never left waiting for an event that does not
+    come."""
+    label, extra = mode
+    name = "FIN right after the data (%s)" % label
+    rounds = 150
+
+    def handler(c, rec):
+        kind = c.recv(1)
+        if kind == b"S":  # one line, then the answer and our FIN
+            line = kind
+            while not line.endswith(b"\n"):
+                b = c.recv(4096)
+                if not b:
+                    break
+                line += b
+            rec["request"] = line
+            c.sendall(b"answer to " + line)
+        else:  # the client's FIN ends its request
+            rec["request"] = kind + pl.recv_all(c)
+            c.sendall(b"answer to " + rec["request"])
+
+    with relay_to(name, handler, extra) as (up, p, port):
+        base = baseline(p)
+        bad = None
+        t0 = time.time()
+        for i in range(rounds):
+            client_fin = i % 2 == 1
+            request = b"%s %d\n" % (b"C" if client_fin else b"S", i)
+            with socket.create_connection((LO, port), timeout=10) as c:
+                c.sendall(request)
+                if client_fin:
+                    c.shutdown(socket.SHUT_WR)
+                data, outcome = drain(c, 5.0)
+            if outcome != "eof" or data != b"answer to " + request:
+                bad = (i, request, outcome, data)
+                break
+        print("     %s: %d connections in %.1f s" % (label, rounds, time.time() - t0), flush=True)
+        check(name + ": %d answers, each complete and then EOF" % rounds, bad is None, bad)
+        settle(name, p, base)
+
+
+def case_urgent_data(mode):
+    """TCP urgent data (MSG_OOB) stays in the stream (SO_OOBINLINE): a read
+    stops short at the urgent mark with bytes still queued behind it, so
+    that short read must not be taken for an empty socket (EPOLLPRI)."""
+    label, extra = mode  # the engine path only: see docs/proxy.md, Notes
+    name = "urgent data in the stream (%s)" % label
+    rounds = 20
+
+    def handler(c, rec):
+        got = b""
+        c.settimeout(5)
+        with contextlib.suppress(socket.timeout):
+            while len(got) < 7:
+                b = c.recv(64)
+                if not b:
+                    break
+                got += b
+        rec["got"] = got
+        c.sendall(b"ok")
+
+    with relay_to(name, handler, extra) as (up, p, port):
+        base = baseline(p)
+        seen = []
+        for i in range(rounds):
+            with socket.create_connection((LO, port), timeout=10) as c:
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                c.send(b"abc")
+                c.send(b"X", socket.MSG_OOB)
+                c.send(b"def")
+                drain(c, 10)
+            rec = up.record(i)
+            seen.append(rec.get("got") if rec else None)
+        check(name + ": the upstream got every byte, the urgent one in place, %d times" % rounds,
+              all(g == b"abcXdef" for g in seen), seen)
+        settle(name, p, base)
+
+
+def case_budget_release(mode):
+    """--max-buffered-total spent by one connection whose client does not
+    read: a second connection is not read at all (starved) until the first
+    client drains; then it reads again without a new epoll event for bytes
+    that had arrived long before, and completes."""
+    label, extra = mode
+    name = "buffer budget spent, then released (%s)" % label
+    big = blob(32 * MIB, "budget")  # more than the socket buffers on the way hold
+
+    def handler(c, rec):
+        line = c.recv(64)
+        rec["request"] = line
+        c.sendall(big if line.startswith(b"big") else b"small answer")
+
+    with relay_to(name, handler, [*extra, "--max-buffered-total", "1"]) as (up, p, port):
+        base = baseline(p)
+        s0 = stats(p)
+        hog = socket.create_connection((LO, port), timeout=10)
+        hog.sendall(b"big\n")
+        spent = wait_for(lambda: stats(p).get("buffered_bytes", 0) > 0, 20, 0.05)
+        check(name + ": the first connection holds bytes in the proxy (budget spent)", spent,
+              stats(p))
+        with socket.create_connection((LO, port), timeout=10) as c:
+            c.sendall(b"small\n")
+            time.sleep(1.0)
+            c.setblocking(False)
+            try:
+                early = c.recv(64)
+            except BlockingIOError:
+                early = b""
+            check(name + ": the second connection waits while the budget is spent",
+                  early == b"" and delta(s0, stats(p), "buffer_limit_hits") > 0,
+                  (early, stats(p)))
+            c.setblocking(True)
+            hog.settimeout(30)
+            got, outcome = drain(hog, 30)
+            hog.close()
+            check(name + ": the first client then gets all %d bytes" % len(big),
+                  outcome == "eof" and sha(got) == sha(big), "%s, %d bytes" % (outcome, len(got)))
+            data, outcome = drain(c, 15)
+            check(name + ": the second connection completes once the budget frees up",
+                  outcome == "eof" and data == b"small answer", (outcome, data))
         settle(name, p, base)
 
 
@@ -733,7 +809,10 @@ def main():
                   (case_reset_by_client, (mode,)),
                   (case_half_close_client_first, (mode,)),
                   (case_half_close_server_first, (mode,)),
-                  (case_never_reads, (mode,))]
+                  (case_never_reads, (mode,)),
+                  (case_fin_right_after_data, (mode,))]
+    cases += [(case_urgent_data, (ENGINE,)),
+              (case_budget_release, (ENGINE,))]
     cases += [(case_upstream_refuses, ()),
               (case_upstream_times_out, ()),
               (case_fd_exhaustion, (nginx.port,)),

@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import replay_lib
@@ -352,6 +353,63 @@ def start(openwfp, upstream_port, *args, **kw):
     port = free_port()
     return Proxy(openwfp, ["--listen", "127.0.0.1:%d" % port,
                            "--upstream", "127.0.0.1:%d" % upstream_port, *args], **kw), port
+
+
+# ---- servers ---------------------------------------------------------------------
+
+class Upstream:
+    """A python TCP server on 127.0.0.1: handler(conn, rec) runs in a thread
+    per connection; rec (a dict) records what it saw, rec["done"] is set when
+    it returns."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.records = []
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                return
+            rec = {"peer": peer, "done": threading.Event()}
+            self.records.append(rec)
+            self.conns.append(c)
+            threading.Thread(target=self._run, args=(c, rec), daemon=True).start()
+
+    def _run(self, c, rec):
+        try:
+            self.handler(c, rec)
+        except Exception as e:  # recorded: the test checks what it expects
+            rec["error"] = repr(e)
+        finally:
+            c.close()
+            rec["done"].set()
+
+    def record(self, i=0, timeout=15.0):
+        wait_for(lambda: len(self.records) > i, timeout)
+        if len(self.records) <= i:
+            return None
+        self.records[i]["done"].wait(timeout)
+        return self.records[i]
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.close()
+        self.thread.join(5)
 
 
 # ---- clients ---------------------------------------------------------------------

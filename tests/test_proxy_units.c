@@ -1,8 +1,10 @@
 /* The proxy's small parts on their own: addresses as options spell them,
- * and the output queue that holds what a socket could not take yet. */
+ * the output queue that holds what a socket could not take yet, and the
+ * options accepted sockets inherit from the proxy's listener. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 
 #include "proxy/endpoint.h"
 #include "proxy/outq.h"
+#include "proxy/worker.h"
 
 static void test_endpoint_parse_forms(void **state)
 {
@@ -153,6 +156,48 @@ static void test_send_iov_moves_past_partial_spans(void **state)
     close(sv[1]);
 }
 
+static int get_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/* The proxy sets TCP_NODELAY and SO_OOBINLINE on its listeners only and
+ * counts on Linux copying them to every accepted socket. */
+static void test_listener_options_reach_accepted_sockets(void **state)
+{
+    (void)state;
+    const char *addrs[] = {"127.0.0.1:0", "[::1]:0"};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(*addrs); i++) {
+        struct owfp_proxy_route r = {0};
+        assert_int_equal(owfp_endpoint_parse(addrs[i], &r.listen), 0);
+        int l = owfp_worker_listen(&r);
+        if (l < 0 && i == 1 && (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT))
+            continue; /* no IPv6 loopback here */
+        assert_true(l >= 0);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        assert_int_equal(getsockname(l, (struct sockaddr *)&ss, &len), 0);
+        int c = socket(ss.ss_family, SOCK_STREAM, 0);
+        assert_true(c >= 0);
+        assert_int_equal(connect(c, (struct sockaddr *)&ss, len), 0);
+        int a = -1;
+        for (int tries = 0; tries < 1000 && a < 0; tries++) {
+            a = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (a < 0)
+                usleep(1000); /* the listener is non-blocking */
+        }
+        assert_true(a >= 0);
+        assert_int_not_equal(get_int(a, IPPROTO_TCP, TCP_NODELAY), 0);
+        assert_int_not_equal(get_int(a, SOL_SOCKET, SO_OOBINLINE), 0);
+        close(a);
+        close(c);
+        close(l);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_outq_keeps_order_across_short_writes),
         cmocka_unit_test(test_outq_reports_a_dead_peer),
         cmocka_unit_test(test_send_iov_moves_past_partial_spans),
+        cmocka_unit_test(test_listener_options_reach_accepted_sockets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

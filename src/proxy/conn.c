@@ -21,9 +21,7 @@ static void set_int(int fd, int level, int name, int v)
     (void)setsockopt(fd, level, name, &v, sizeof(v));
 }
 
-/* Latency over batching (the proxy writes what it has at once), and urgent
- * bytes stay in the stream instead of being lost to MSG_OOB. */
-static void tune(int fd)
+void owfp_conn_tune(int fd)
 {
     set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     set_int(fd, SOL_SOCKET, SO_OOBINLINE, 1);
@@ -184,7 +182,7 @@ static int connect_upstream(struct owfp_conn *c)
     if (fd < 0)
         return -1;
     c->fd[LEG_SERVER] = fd;
-    tune(fd);
+    owfp_conn_tune(fd);
     if (c->route->transparent && c->w->opt->spoof_source &&
         c->addr[LEG_CLIENT].ss_family == to->ss_family && spoof(fd, &c->addr[LEG_CLIENT]) != 0)
         return -1;
@@ -213,7 +211,6 @@ int owfp_conn_accept(struct owfp_worker *w, const struct owfp_proxy_route *route
     w->nconns++;
     OWFP_STAT_ADD(&w->stats, connections_accepted, 1);
     owfp_worker_link(w, c);
-    tune(fd);
     if (destination(c, fd) != 0) {
         OWFP_STAT_ADD(&w->stats, upstream_failures, 1);
         owfp_conn_reset(c, "no usable original destination");
@@ -265,7 +262,7 @@ static void flow_params(const struct owfp_conn *c, struct owfp_flow_params *fp)
                                     : (memcmp(fp->remote_addr, (uint8_t[16]){[15] = 1}, 16) == 0);
     if (loop)
         fp->condition_flags |= FWP_CONDITION_FLAG_IS_LOOPBACK;
-    fp->process_id = (uint64_t)getpid();
+    fp->process_id = c->w->px->pid;
     fp->interface_index = 1;
     fp->interface_type = 6; /* IF_TYPE_ETHERNET_CSMACD */
     fp->compartment_id = 1;

@@ -16,9 +16,17 @@ struct owfp_proxy_route;
 
 enum { LEG_CLIENT = 0, LEG_SERVER = 1 };
 
-/* What epoll said about a leg; cleared when a call returns EAGAIN. */
+/* What epoll said about a leg; cleared when a call returns EAGAIN, and
+ * LEG_READABLE also by a read that returned less than it could have (the
+ * edge-triggered epoll reports the next arrival). */
 #define LEG_READABLE 0x1
 #define LEG_WRITABLE 0x2
+/* An event showed a hang-up, an error or urgent data: a short read is then
+ * no proof of an empty socket (the FIN, the error or the bytes past the
+ * urgent mark may still wait, and no new event would come for them), so
+ * the leg is read until EAGAIN or EOF. Never cleared: a hang-up or an
+ * error stays, and after urgent data it costs one read per message. */
+#define LEG_DRAIN 0x4
 
 enum owfp_conn_state {
     CONN_CONNECTING, /* the upstream connect is in progress */
@@ -33,6 +41,7 @@ struct owfp_pdir {
     uint64_t read, permitted, injected, offloaded;
     int pipe[2];          /* splice path, -1 until first used */
     uint32_t in_pipe;
+    uint32_t pipe_slots;  /* the pipe's buffers (pages) */
     bool eof;             /* the source ended (FIN indicated) */
     bool fin_out;         /* the FIN is released: shut the destination after q */
     bool shut;            /* shutdown(destination, SHUT_WR) done */
@@ -57,6 +66,11 @@ struct owfp_conn {
     struct owfp_pdir d[2];
     struct sockaddr_storage addr[2]; /* client, server (original destination) */
 };
+
+/* Latency over batching (the proxy writes what it has at once), and urgent
+ * bytes stay in the stream instead of being lost to MSG_OOB. Set on the
+ * listeners, whose accepted sockets inherit both, and on upstream sockets. */
+void owfp_conn_tune(int fd);
 
 /* conn.c: life of a connection. Returns 0, or the errno when the proxy
  * itself is out of descriptors or memory for the upstream socket (the
@@ -83,6 +97,14 @@ void owfp_conn_apply(struct owfp_conn *c, owfp_status st, const struct owfp_stre
  * made progress. */
 bool owfp_offload_pump(struct owfp_conn *c, int dir);
 void owfp_offload_release(struct owfp_conn *c);
+
+/* After a read of `got` bytes where `max` could have come: a short read
+ * on an edge-triggered leg means the socket is empty for now. */
+static inline void owfp_leg_read(struct owfp_conn *c, int leg, size_t got, size_t max)
+{
+    if (got < max && !(c->leg[leg] & LEG_DRAIN))
+        c->leg[leg] &= (uint8_t)~LEG_READABLE;
+}
 
 static inline int src_leg(int dir)
 {

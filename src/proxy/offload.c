@@ -14,17 +14,24 @@
  * size (fs.pipe-max-size), and a refusal leaves the default. */
 #define PIPE_BYTES (1u << 20)
 
-static bool get_pipe(struct owfp_worker *w, int p[2])
+/* The slot count is what the kernel granted, which a refused resize
+ * leaves smaller than asked for. */
+static bool get_pipe(struct owfp_worker *w, int p[2], uint32_t *slots)
 {
     if (w->nspare) {
-        w->nspare--;
-        p[0] = w->spare_pipes[w->nspare][0];
-        p[1] = w->spare_pipes[w->nspare][1];
+        const struct owfp_spare_pipe *s = &w->spare_pipes[--w->nspare];
+        p[0] = s->fd[0];
+        p[1] = s->fd[1];
+        *slots = s->slots;
         return true;
     }
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0)
         return false;
-    (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+    int bytes = fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+    if (bytes < 0)
+        bytes = fcntl(p[1], F_GETPIPE_SZ);
+    long page = sysconf(_SC_PAGESIZE);
+    *slots = bytes > 0 && page > 0 ? (uint32_t)(bytes / page) : 0;
     return true;
 }
 
@@ -37,9 +44,8 @@ void owfp_offload_release(struct owfp_conn *c)
             continue;
         /* An empty pipe is as good as new; one with bytes in it is not. */
         if (!d->in_pipe && w->nspare < OWFP_SPARE_PIPES) {
-            w->spare_pipes[w->nspare][0] = d->pipe[0];
-            w->spare_pipes[w->nspare][1] = d->pipe[1];
-            w->nspare++;
+            w->spare_pipes[w->nspare++] = (struct owfp_spare_pipe){
+                .fd = {d->pipe[0], d->pipe[1]}, .slots = d->pipe_slots};
         } else {
             close(d->pipe[0]);
             close(d->pipe[1]);
@@ -104,6 +110,7 @@ static bool copy_pump(struct owfp_conn *c, int dir)
         }
         return errno == EINTR ? false : fail(c);
     }
+    owfp_leg_read(c, src_leg(dir), (size_t)n, w->buflen);
     owfp_worker_touch(w, c);
     count(c, dir, (size_t)n);
     struct iovec iov = {w->buf, (size_t)n};
@@ -129,11 +136,13 @@ bool owfp_offload_pump(struct owfp_conn *c, int dir)
         if (d->eof || !(c->leg[src_leg(dir)] & LEG_READABLE))
             return false;
         int p[2];
-        bool have = get_pipe(c->w, p);
+        uint32_t slots;
+        bool have = get_pipe(c->w, p, &slots);
         note_path(c, !have);
         if (have) {
             d->pipe[0] = p[0];
             d->pipe[1] = p[1];
+            d->pipe_slots = slots;
         } else {
             d->copy_only = true;
         }
@@ -147,6 +156,11 @@ bool owfp_offload_pump(struct owfp_conn *c, int dir)
     if (!d->in_pipe && !d->eof && (c->leg[src_leg(dir)] & LEG_READABLE)) {
         ssize_t n = splice(src, NULL, d->pipe[1], NULL, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
+            /* A pipe buffer holds at least one byte: fewer bytes than
+             * buffers cannot have filled the pipe, so the socket ran out.
+             * More bytes prove nothing (the pipe may be full of small
+             * segments), and only EAGAIN says the socket is empty. */
+            owfp_leg_read(c, src_leg(dir), (size_t)n, d->pipe_slots);
             d->in_pipe = (uint32_t)n;
             progress = true;
             owfp_worker_touch(c->w, c);

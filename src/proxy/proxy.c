@@ -146,7 +146,7 @@ static void control(struct owfp_proxy *px, int sfd, struct owfp_metrics *m)
 
 int owfp_proxy_run(const struct owfp_proxy_options *opt)
 {
-    struct owfp_proxy px = {.opt = opt, .nworkers = worker_count(opt)};
+    struct owfp_proxy px = {.opt = opt, .nworkers = worker_count(opt), .pid = (uint64_t)getpid()};
     raise_fd_limit();
     /* A peer that went away must not kill the process on the next write or
      * splice; every call checks its error instead. */

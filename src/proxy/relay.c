@@ -171,7 +171,13 @@ static bool flush(struct owfp_conn *c, int dir)
     }
     if (!d->q.bytes && !d->in_pipe && d->fin_out && !d->shut) {
         d->shut = true;
-        (void)shutdown(c->fd[leg], SHUT_WR);
+        /* When the other direction is shut and its source read to the end,
+         * the connection closes in this round (maybe_done) and that close
+         * sends the FIN: nothing is left unread on this leg to turn it into
+         * a reset. */
+        const struct owfp_pdir *o = &c->d[1 - dir];
+        if (!(o->shut && o->eof))
+            (void)shutdown(c->fd[leg], SHUT_WR);
         progress = true;
     }
     return progress;
@@ -202,6 +208,7 @@ static bool read_once(struct owfp_conn *c, int dir)
     struct owfp_stream_result res;
     owfp_status st;
     if (n > 0) {
+        owfp_leg_read(c, src_leg(dir), (size_t)n, w->buflen);
         d->read += (uint64_t)n;
         if (dir == OWFP_STREAM_SEND)
             OWFP_STAT_ADD(&w->stats, bytes_read_send, (uint64_t)n);

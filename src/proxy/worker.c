@@ -111,7 +111,8 @@ void owfp_worker_starve(struct owfp_worker *w, struct owfp_conn *c)
 int owfp_worker_watch(struct owfp_worker *w, struct owfp_conn *c, int leg)
 {
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        /* EPOLLRDHUP and EPOLLPRI: see LEG_DRAIN. */
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
         .data.u64 = tag(c, leg == LEG_CLIENT ? TAG_CLIENT : TAG_SERVER),
     };
     return epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd[leg], &ev);
@@ -249,11 +250,14 @@ static void stop_accepting(struct owfp_worker *w)
 
 /* ---- events ---------------------------------------------------------- */
 
-static void upstream_ready(struct owfp_conn *c)
+static void upstream_ready(struct owfp_conn *c, uint32_t events)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(c->fd[LEG_SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    /* A failed connect shows EPOLLERR; with neither flag SO_ERROR is 0,
+     * and asking would cost a call per connection. */
+    if ((events & (EPOLLERR | EPOLLHUP)) &&
+        getsockopt(c->fd[LEG_SERVER], SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err == 0) {
         owfp_conn_connected(c);
@@ -268,13 +272,15 @@ static void leg_event(struct owfp_conn *c, int leg, uint32_t events)
     if (c->state == CONN_DEAD)
         return;
     /* Errors and hang-ups surface as the next read or write fails. */
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
         c->leg[leg] |= LEG_READABLE;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+        c->leg[leg] |= LEG_DRAIN;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->leg[leg] |= LEG_WRITABLE;
     if (c->state == CONN_CONNECTING) {
         if (leg == LEG_SERVER && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-            upstream_ready(c);
+            upstream_ready(c, events);
         return;
     }
     owfp_conn_pump(c);
@@ -308,7 +314,9 @@ static void run_ready(struct owfp_worker *w)
 /* The budget freed up: connections that stopped for it read again. */
 static void run_starved(struct owfp_worker *w)
 {
-    if (!w->nstarved || atomic_load_explicit(&w->buffered, memory_order_relaxed) >= w->budget / 2)
+    /* Twice the bytes against the whole budget: with a budget of 1, half
+     * of it rounded down (0) would never be reached. */
+    if (!w->nstarved || 2 * atomic_load_explicit(&w->buffered, memory_order_relaxed) >= w->budget)
         return;
     size_t n = w->nstarved;
     w->nstarved = 0;
@@ -389,7 +397,7 @@ static void *loop(void *arg)
 
 /* ---- set-up ---------------------------------------------------------- */
 
-static int open_listener(const struct owfp_proxy_route *r)
+int owfp_worker_listen(const struct owfp_proxy_route *r)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&r->listen.ss;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -407,6 +415,7 @@ static int open_listener(const struct owfp_proxy_route *r)
             setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) != 0)
             goto fail;
     }
+    owfp_conn_tune(fd);
     if (bind(fd, sa, r->listen.len) != 0 || listen(fd, 4096) != 0)
         goto fail;
     return fd;
@@ -425,7 +434,8 @@ int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px)
     w->opt = o;
     w->epfd = w->wakefd = -1;
     pthread_mutex_init(&w->wake_lock, NULL);
-    w->budget = o->max_buffered_total / px->nworkers;
+    /* A share of 0 would starve every connection before its first read. */
+    w->budget = o->max_buffered_total / px->nworkers ? o->max_buffered_total / px->nworkers : 1;
     w->buflen = READ_BUFFER;
     w->buf = owfp_malloc(w->buflen);
     w->listeners = owfp_calloc(o->nroutes, sizeof(*w->listeners));
@@ -441,7 +451,7 @@ int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px)
     for (size_t i = 0; i < o->nroutes; i++) {
         struct owfp_listener *l = &w->listeners[i];
         l->route = &o->routes[i];
-        l->fd = open_listener(l->route);
+        l->fd = owfp_worker_listen(l->route);
         w->nlisteners++;
         if (l->fd < 0)
             return -1;
@@ -464,8 +474,8 @@ void owfp_worker_destroy(struct owfp_worker *w)
         if (w->listeners[i].fd >= 0)
             close(w->listeners[i].fd);
     for (size_t i = 0; i < w->nspare; i++) {
-        close(w->spare_pipes[i][0]);
-        close(w->spare_pipes[i][1]);
+        close(w->spare_pipes[i].fd[0]);
+        close(w->spare_pipes[i].fd[1]);
     }
     if (w->epfd >= 0)
         close(w->epfd);

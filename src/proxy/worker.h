@@ -26,6 +26,12 @@ struct owfp_listener {
     int fd;
 };
 
+/* An empty pipe and how many buffers (pages) the kernel gave it. */
+struct owfp_spare_pipe {
+    int fd[2];
+    uint32_t slots;
+};
+
 struct owfp_proxy;
 
 struct owfp_worker {
@@ -55,7 +61,7 @@ struct owfp_worker {
     _Atomic uint64_t buffered;  /* bytes in this worker's output queues (one writer) */
     uint64_t budget;            /* its share of --max-buffered-total */
 
-    int spare_pipes[OWFP_SPARE_PIPES][2]; /* empty pipes kept for the next offload */
+    struct owfp_spare_pipe spare_pipes[OWFP_SPARE_PIPES]; /* for the next offload */
     size_t nspare;
 
     pthread_mutex_t wake_lock;  /* guards the three fields below */
@@ -73,11 +79,15 @@ struct owfp_proxy {
     _Atomic bool stopping;      /* SIGTERM: stop accepting */
     _Atomic bool closing;       /* grace over: reset what is left */
     _Atomic uint64_t conns;     /* live connections, for --max-connections */
+    uint64_t pid;               /* each flow's process id, asked for once */
 };
 
 /* Every worker's counters summed. Any thread. */
 void owfp_proxy_totals(const struct owfp_proxy *px, struct owfp_proxy_totals *t);
 
+/* A non-blocking SO_REUSEPORT listener for the route, tuned as
+ * owfp_conn_tune says; -1 and errno on failure. */
+int owfp_worker_listen(const struct owfp_proxy_route *r);
 int owfp_worker_init(struct owfp_worker *w, struct owfp_proxy *px);
 void owfp_worker_destroy(struct owfp_worker *w);
 int owfp_worker_start(struct owfp_worker *w);
