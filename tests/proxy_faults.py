@@ -413,8 +413,10 @@ def case_fin_right_after_data(mode):
 def case_urgent_data(mode):
     """TCP urgent data (MSG_OOB) stays in the stream (SO_OOBINLINE): a read
     stops short at the urgent mark with bytes still queued behind it, so
-    that short read must not be taken for an empty socket (EPOLLPRI)."""
-    label, extra = mode  # the engine path only: see docs/proxy.md, Notes
+    that short read must not be taken for an empty socket (EPOLLPRI); and
+    splice(2) never reads past the mark, so an offloaded direction that
+    meets one is copied from there on."""
+    label, extra = mode
     name = "urgent data in the stream (%s)" % label
     rounds = 20
 
@@ -812,6 +814,7 @@ def main():
                   (case_never_reads, (mode,)),
                   (case_fin_right_after_data, (mode,))]
     cases += [(case_urgent_data, (ENGINE,)),
+              (case_urgent_data, (SPLICE,)),
               (case_budget_release, (ENGINE,))]
     cases += [(case_upstream_refuses, ()),
               (case_upstream_times_out, ()),

@@ -125,6 +125,14 @@ static bool copy_pump(struct owfp_conn *c, int dir)
     return true;
 }
 
+/* Whether the socket's next byte is TCP urgent data, which stops splice(2)
+ * with EAGAIN for good. Asked only after EPOLLPRI (LEG_DRAIN), so it costs
+ * nothing in the common case. */
+static bool at_urgent_mark(const struct owfp_conn *c, int leg)
+{
+    return (c->leg[leg] & LEG_DRAIN) && sockatmark(c->fd[leg]) == 1;
+}
+
 bool owfp_offload_pump(struct owfp_conn *c, int dir)
 {
     struct owfp_pdir *d = &c->d[dir];
@@ -167,6 +175,11 @@ bool owfp_offload_pump(struct owfp_conn *c, int dir)
         } else if (n == 0) {
             source_ended(d);
             progress = true;
+        } else if (errno == EAGAIN && at_urgent_mark(c, src_leg(dir))) {
+            /* splice never reads past the urgent mark; recv does
+             * (SO_OOBINLINE): the rest of this direction is copied. */
+            d->copy_only = true;
+            return copy_pump(c, dir) || progress;
         } else if (errno == EAGAIN) {
             c->leg[src_leg(dir)] &= (uint8_t)~LEG_READABLE;
         } else if (errno != EINTR) {
