@@ -291,15 +291,21 @@ static VOID NTAPI work_routine_ex(PVOID io_object, PVOID context, PIO_WORKITEM i
     KeSetEvent(&wi.done, 0, FALSE);
 }
 
+/* A device for work items to name; IoDeleteDevice it at the end. */
+static PDEVICE_OBJECT new_device(void)
+{
+    static DRIVER_OBJECT drv; /* the device points at its driver */
+    PDEVICE_OBJECT dev;
+    assert_int_equal(IoCreateDevice(&drv, 0, NULL, FILE_DEVICE_NETWORK, 0, FALSE, &dev),
+                     STATUS_SUCCESS);
+    return dev;
+}
+
 static void test_work_items(void **state)
 {
     (void)state;
     owfp_kernel_findings_reset();
-    DRIVER_OBJECT drv;
-    memset(&drv, 0, sizeof(drv));
-    PDEVICE_OBJECT dev;
-    assert_int_equal(IoCreateDevice(&drv, 0, NULL, FILE_DEVICE_NETWORK, 0, FALSE, &dev),
-                     STATUS_SUCCESS);
+    PDEVICE_OBJECT dev = new_device();
     memset(&wi, 0, sizeof(wi));
     KeInitializeEvent(&wi.done, SynchronizationEvent, FALSE);
     wi.queuer = pthread_self();
@@ -371,11 +377,7 @@ static void test_work_items_scheduled_run_when_and_as_released(void **state)
 {
     (void)state;
     owfp_kernel_findings_reset();
-    DRIVER_OBJECT drv;
-    memset(&drv, 0, sizeof(drv));
-    PDEVICE_OBJECT dev;
-    assert_int_equal(IoCreateDevice(&drv, 0, NULL, FILE_DEVICE_NETWORK, 0, FALSE, &dev),
-                     STATUS_SUCCESS);
+    PDEVICE_OBJECT dev = new_device();
     memset(&sched, 0, sizeof(sched));
     KeInitializeSpinLock(&sched.lock);
     wi.queuer = pthread_self();

@@ -224,7 +224,7 @@ static int run_host(const char *host, const struct args *a, const char *corpus,
     argv[n++] = "-rss_limit_mb=4096";
     if (a->seconds)
         argv[n++] = total;
-    for (int i = 0; i < a->fuzzer_argc && n < 15 + OWFP_MAX_LIST; i++)
+    for (int i = 0; i < a->fuzzer_argc && n < 14 + OWFP_MAX_LIST; i++) /* room: corpus, NULL */
         argv[n++] = a->fuzzer_argv[i];
     argv[n++] = (char *)corpus;
     argv[n] = NULL;

@@ -175,8 +175,11 @@ long owfp_tape_seeds_from_capture(const char *capture, const char *dir, size_t m
         size_t i = 0;
         for (; i < n && (side = side_of(&seeds[i], &p)) < 0; i++)
             ;
-        if (side < 0 && n < max)
-            start(&seeds[i = n++], &p, max_bytes), side = side_of(&seeds[i], &p);
+        if (side < 0 && n < max) {
+            i = n++;
+            start(&seeds[i], &p, max_bytes);
+            side = side_of(&seeds[i], &p);
+        }
         if (side >= 0 && !seeds[i].reset)
             segment(&seeds[i], side, &p);
     }
