@@ -192,8 +192,10 @@ class Proxy:
         self.log = open(self.log_path, "w+")
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([openwfp, "proxy", *args], stdout=self.log, stderr=self.log,
-                                     env=e, preexec_fn=preexec_fn)
+        # The example drivers run under --verify=strict here too.
+        self.proc = subprocess.Popen([openwfp, "proxy", *replay_lib.verified(args)],
+                                     stdout=self.log, stderr=self.log, env=e,
+                                     preexec_fn=preexec_fn)
         if ready and not self.wait_log(ready, 15):
             self.kill()
             raise RuntimeError("proxy did not start: " + self.text())

@@ -2,7 +2,8 @@
 """Fuzz inputs outside the fuzzer: `openwfp fuzz --seed-from` writes tapes
 that carry a capture's connections byte for byte; `openwfp replay
 --fuzz-input` plays a tape the same way every time, drivers' out-of-band
-work included; a faulty driver's finding comes back from the tape alone;
+work included, and a reset may overtake that work (S10); a faulty driver's
+finding comes back from the tape alone;
 and the command's misuse gets clear errors.
 
 Usage: replay_fuzz_input.py OPENWFP CORPUS FAULTY_DRIVER STREAM_EDIT
@@ -130,6 +131,31 @@ def test_work_runs_when_the_tape_says(tmp):
               (rc, order, err[-1000:]))
 
 
+def test_S10_reset_overtakes_queued_work(tmp):
+    """In a tape a client's RST may come while the driver's work item still
+    holds the server's data, as on Windows; the item then runs after the
+    ABORT indication and must inject nothing (S10), whichever direction the
+    callout edits. Released before the RST, the edit goes out."""
+    op = lambda kind, slot=0, side=0, mod=0: bytes([kind | slot << 3 | side << 6 | mod << 7])
+    request, response = b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\nsecret"
+    exchange = op(0) + bytes([len(request)]) + request + \
+        op(0, side=1) + bytes([len(response)]) + response
+    edit = R.driver_args(STREAM_EDIT, "Mode=oob", "Find=secret", "Replace=XY", "Direction=1")
+    for name, tape, edited in (("RST first", exchange + op(3), False),
+                               ("WORK, then RST", exchange + op(6, mod=1) + op(3), True)):
+        path = os.path.join(tmp, name.replace(" ", "_").replace(",", ""))
+        with open(path, "wb") as f:
+            f.write(tape)
+        rc, out, err = R.replay(OPENWFP, "--quiet", "--verify=strict", *edit,
+                                "--write-pcap", path + ".pcap", "--fuzz-input", path)
+        payloads = [p for sport, flags, p in raw_segments(path + ".pcap")
+                    if sport == 80 and p] if rc == 0 else []
+        want = [b"HTTP/1.1 200 OK\r\n\r\nXY"] if edited else []
+        check("%s: exit 0 under --verify=strict, the server's data %s" %
+              (name, "edited" if edited else "gone with the reset"),
+              rc == 0 and payloads == want, (rc, payloads, err[-2000:]))
+
+
 def test_faulty_driver_finding_comes_back_from_the_tape(tmp):
     ins = seeds(R.SAMPLE, os.path.join(tmp, "f"))
     rc, out, err = R.replay(OPENWFP, "--quiet", "--verify=strict",
@@ -172,6 +198,7 @@ def main():
         for t in (test_seeds_carry_the_capture,
                   test_replay_of_a_tape_repeats_with_out_of_band_work,
                   test_work_runs_when_the_tape_says,
+                  test_S10_reset_overtakes_queued_work,
                   test_faulty_driver_finding_comes_back_from_the_tape,
                   test_errors):
             d = os.path.join(tmp, t.__name__)

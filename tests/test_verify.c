@@ -5,9 +5,9 @@
  * itself (dedupe, counts, the sink, reset), NEED_MORE_DATA at the 8 MB limit
  * (S17), a classify of a flow entered while one of the same flow runs (C4,
  * S12), unregistering with live contexts (R7), calls into a driver after its
- * DriverUnload (R8), injection after SEND_ABORT (S10), out-of-band injection
- * that is legal (S27 b, d: no finding) and not, and injection handles left
- * at unload with injections pending (E3, S26).
+ * DriverUnload (R8), injection after SEND_ABORT (S10, judged per callout),
+ * out-of-band injection that is legal (S27 b, d: no finding) and not, and
+ * injection handles left at unload with injections pending (E3, S26).
  *
  * Callouts never assert (a longjmp out of a classify would leave the engine
  * mid-call): they record, and the test body asserts.
@@ -49,6 +49,9 @@ static struct {
     owfp_flow *reenter_flow; /* the ALE callout indicates on it: C4 re-entry */
     NTSTATUS reenter_status;
     int classifies;
+    UINT32 injector_id, victim_id; /* S10 per callout: who injects, as whom */
+    owfp_flow *abort_flow;
+    NTSTATUS injector_status;
 } g;
 
 /* ---- findings as the host sees them --------------------------------------------- */
@@ -96,6 +99,8 @@ static void sink(const struct owfp_verify_finding *f, void *ctx)
 }
 
 /* ---- callouts ------------------------------------------------------------------- */
+
+static NTSTATUS inject_oob(owfp_flow *f, UINT32 callout, UINT32 flags, const char *text);
 
 static void NTAPI on_complete(void *context, NET_BUFFER_LIST *nbl, BOOLEAN dispatchLevel)
 {
@@ -253,8 +258,10 @@ static NTSTATUS inject_oob(owfp_flow *f, UINT32 callout, UINT32 flags, const cha
                             .dataLength = strlen(text),
                             .netBufferListChain = &nbl};
     NET_BUFFER_LIST *clone = NULL;
-    assert_int_equal(FwpsCloneStreamData0(&sd, NULL, NULL, 0, &clone), STATUS_SUCCESS);
-    NTSTATUS st = FwpsStreamInjectAsync0(g.inj, NULL, 0, owfp_flow_id(f), callout,
+    NTSTATUS st = FwpsCloneStreamData0(&sd, NULL, NULL, 0, &clone);
+    if (st != STATUS_SUCCESS)
+        return st; /* no assert here: a callout calls it too */
+    st = FwpsStreamInjectAsync0(g.inj, NULL, 0, owfp_flow_id(f), callout,
                                          FWPS_LAYER_STREAM_V4, flags, clone, strlen(text),
                                          on_complete, NULL);
     if (st != STATUS_SUCCESS)
@@ -485,6 +492,74 @@ static void test_S10_inject_after_send_abort(void **state)
     assert_true(w.nframes > 0);
 }
 
+/* Stream callouts that permit everything, except the injector: shown the
+ * SEND_ABORT, it injects out of band on behalf of g.victim_id, as that
+ * callout's worker on another CPU might. */
+static void NTAPI abort_neighbour_classify(const FWPS_INCOMING_VALUES0 *in,
+                                           const FWPS_INCOMING_METADATA_VALUES0 *meta,
+                                           void *layerData, const FWPS_FILTER0 *filter,
+                                           UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)in;
+    (void)meta;
+    (void)flowContext;
+    FWPS_STREAM_CALLOUT_IO_PACKET0 *io = layerData;
+    out->actionType = FWP_ACTION_PERMIT;
+    if (filter->action.calloutId == g.injector_id &&
+        (io->streamData->flags & FWPS_STREAM_FLAG_SEND_ABORT))
+        g.injector_status = inject_oob(g.abort_flow, g.victim_id, FWPS_STREAM_FLAG_SEND, "late");
+}
+
+/* Registers a neighbour callout in a sublayer of its own; the stream callout
+ * of add_callouts sits at sublayer weight 0x100, so a lighter one runs after. */
+static UINT32 add_neighbour(uint32_t n, uint16_t sublayer_weight)
+{
+    GUID key = h_guid(0x7e1f0100 + n);
+    GUID sub = h_sublayer(n, sublayer_weight);
+    UINT32 id = 0;
+    assert_int_equal(h_register0(&key, 0, abort_neighbour_classify, h_notify_ok, NULL, &id),
+                     STATUS_SUCCESS);
+    assert_int_equal(h_callout_object(&key, STREAM4), STATUS_SUCCESS);
+    struct h_filter_spec s = {.layer = STREAM4, .sublayer = &sub,
+                              .action = FWP_ACTION_CALLOUT_INSPECTION, .callout = &key};
+    assert_int_equal(h_filter(&s, NULL), STATUS_SUCCESS);
+    return id;
+}
+
+/* The callouts of a flow are shown its ABORT one after another: an injection
+ * by a callout not yet shown it is no finding, even when one before it has
+ * been (seen in the proxy under live resets); by one already shown it is. */
+static void test_S10_send_abort_is_per_callout(void **state)
+{
+    (void)state;
+    add_callouts();              /* the stream callout, first (sublayer 0x100) */
+    g.injector_id = add_neighbour(2, 0x80); /* second */
+    UINT32 last = add_neighbour(3, 0x40);   /* third */
+    g.mode = M_PERMIT;
+    struct owfp_stream_result r;
+
+    /* The injector injects as the third callout, not yet shown the ABORT. */
+    g.victim_id = last;
+    g.abort_flow = open_flow(1016);
+    indicate(g.abort_flow, OWFP_STREAM_SEND, "abc", 3);
+    owfp_stream_abort(g.abort_flow, OWFP_STREAM_SEND, &r);
+    owfp_flow_close(g.abort_flow);
+    assert_int_equal(g.injector_status, STATUS_SUCCESS);
+    assert_false(finding("S10", "inject-after-send-abort").found);
+
+    /* As the first one, which has been shown it. */
+    g.victim_id = g.stream_id;
+    g.injector_status = STATUS_UNSUCCESSFUL;
+    g.abort_flow = open_flow(1017);
+    indicate(g.abort_flow, OWFP_STREAM_SEND, "abc", 3);
+    owfp_stream_abort(g.abort_flow, OWFP_STREAM_SEND, &r);
+    owfp_flow_close(g.abort_flow);
+    assert_int_equal(g.injector_status, STATUS_SUCCESS);
+    struct want w = finding("S10", "inject-after-send-abort");
+    assert_true(w.found);
+    assert_int_equal(w.count, 1);
+}
+
 static void test_S27_oob_injection(void **state)
 {
     (void)state;
@@ -615,6 +690,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_F4_associate_without_flow_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_R8_call_after_unload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_S10_inject_after_send_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_S10_send_abort_is_per_callout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_S27_oob_injection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_S27_oob_from_another_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_E3_injection_handle_left_with_pending, setup,

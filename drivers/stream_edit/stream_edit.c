@@ -455,18 +455,6 @@ static void SeOobFlowFail(_In_ SE_FLOW *flow, _In_ NTSTATUS status)
     }
 }
 
-/* Whether the flow was closed or failed: then nothing more is injected. */
-static BOOLEAN SeOobFlowStopped(_In_ SE_FLOW *flow)
-{
-    KLOCK_QUEUE_HANDLE lockHandle;
-    BOOLEAN stopped;
-
-    KeAcquireInStackQueuedSpinLock(&flow->lock, &lockHandle);
-    stopped = flow->closed || flow->failed;
-    KeReleaseInStackQueuedSpinLock(&lockHandle);
-    return stopped;
-}
-
 /* Creates the context of a flow at its first classify and associates it. */
 static SE_FLOW *SeOobFlowCreate(_In_ UINT64 flowHandle, _In_ UINT16 layerId, _In_ UINT32 calloutId)
 {
@@ -570,7 +558,7 @@ static void NTAPI SeOobClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
                                 _In_ UINT64 flowContext, _Inout_ FWPS_CLASSIFY_OUT0 *classifyOut)
 {
     FWPS_STREAM_CALLOUT_IO_PACKET0 *packet = (FWPS_STREAM_CALLOUT_IO_PACKET0 *)layerData;
-    FWPS_STREAM_DATA0 *streamData = SeClassifyBegin(inMetaValues, packet, classifyOut);
+    FWPS_STREAM_DATA0 *streamData;
     SE_FLOW *flow = (SE_FLOW *)(ULONG_PTR)flowContext;
     SE_OOB_ITEM *item;
     KLOCK_QUEUE_HANDLE lockHandle;
@@ -580,14 +568,18 @@ static void NTAPI SeOobClassify(_In_ const FWPS_INCOMING_VALUES0 *inFixedValues,
     BOOLEAN schedule;
     NTSTATUS status;
 
-    if (streamData == NULL) {
-        return;
+    /* A reset in either direction ends the connection: nothing may be
+     * injected into it any more (S10), whichever direction this callout
+     * edits and whatever a higher-weight filter decided. So this comes
+     * before SeClassifyBegin, which passes over both. */
+    if (flow != NULL && packet != NULL && packet->streamData != NULL &&
+        (packet->streamData->flags &
+         (FWPS_STREAM_FLAG_SEND_ABORT | FWPS_STREAM_FLAG_RECEIVE_ABORT))) {
+        SeOobFlowClose(flow);
     }
-    if (streamData->flags & (FWPS_STREAM_FLAG_SEND_ABORT | FWPS_STREAM_FLAG_RECEIVE_ABORT)) {
-        /* Reset: nothing may be injected into this stream any more. */
-        if (flow != NULL) {
-            SeOobFlowClose(flow);
-        }
+    streamData = SeClassifyBegin(inMetaValues, packet, classifyOut);
+    if (streamData == NULL ||
+        (streamData->flags & (FWPS_STREAM_FLAG_SEND_ABORT | FWPS_STREAM_FLAG_RECEIVE_ABORT))) {
         return;
     }
     if (streamData->dataLength == 0 &&
@@ -695,17 +687,30 @@ static void NTAPI SeOobInjectComplete(_In_ void *context, _Inout_ NET_BUFFER_LIS
 }
 
 /* Injects `length` bytes of `buffer` (non-paged pool, SE_TAG), which the
- * completion frees; on failure it is freed here and the flow fails. */
+ * completion frees; on failure, or into a closed flow, it is freed here.
+ * The check and the injection are one step under the flow lock: a reset
+ * indicated on another CPU between them would otherwise see an injection
+ * after its SEND_ABORT (spec S10). Injecting at DISPATCH_LEVEL is allowed,
+ * and the completion only drops a reference, so it may run inside. */
 static void SeOobInject(_In_ SE_FLOW *flow, _In_ UINT8 *buffer, _In_ SIZE_T length)
 {
-    NTSTATUS status;
+    KLOCK_QUEUE_HANDLE lockHandle;
+    NTSTATUS status = STATUS_SUCCESS;
+    BOOLEAN stopped;
 
     InterlockedIncrement(&flow->references); /* the completion's */
-    status = SeInject(flow->flowHandle, flow->calloutId, flow->layerId, flow->directionFlag,
-                      buffer, length, SeOobInjectComplete, flow);
-    if (!NT_SUCCESS(status)) {
+    KeAcquireInStackQueuedSpinLock(&flow->lock, &lockHandle);
+    stopped = flow->closed || flow->failed;
+    if (!stopped) {
+        status = SeInject(flow->flowHandle, flow->calloutId, flow->layerId, flow->directionFlag,
+                          buffer, length, SeOobInjectComplete, flow);
+    }
+    KeReleaseInStackQueuedSpinLock(&lockHandle);
+    if (stopped || !NT_SUCCESS(status)) {
         SeOobFlowRelease(flow); /* never the last: the worker holds one */
         ExFreePoolWithTag(buffer, SE_TAG);
+    }
+    if (!NT_SUCCESS(status)) {
         SeOobFlowFail(flow, status);
     }
 }
@@ -861,6 +866,8 @@ static void SeOobProcess(_In_ SE_FLOW *flow, _In_ SE_OOB_ITEM *item)
     if (item->disconnectFlags != 0) {
         /* No more data: what was kept back cannot become a pattern any more. */
         SE_OUTPUT out = {0};
+        KLOCK_QUEUE_HANDLE lockHandle;
+        BOOLEAN stopped;
         NTSTATUS status;
 
         out.flow = flow;
@@ -868,15 +875,23 @@ static void SeOobProcess(_In_ SE_FLOW *flow, _In_ SE_OOB_ITEM *item)
         SeOutputAppend(&out, flow->tail, flow->tailLength);
         SeOutputFlush(&out);
         flow->tailLength = 0;
-        if (out.failed || SeOobFlowStopped(flow)) {
-            return; /* closed, or being aborted: no FIN after a hole */
+        if (out.failed) {
+            return; /* no FIN after a hole */
         }
         /* The FIN the connection had, after its last bytes: an injection
          * without an NBL, with the DISCONNECT flag of the blocked indication
-         * (no completion is called for it). */
-        status = FwpsStreamInjectAsync0(g_injection, NULL, 0, flow->flowHandle, flow->calloutId,
-                                        flow->layerId, flow->directionFlag | item->disconnectFlags,
-                                        NULL, 0, SeOobInjectComplete, flow);
+         * (no completion is called for it). Checked and made under the lock,
+         * as in SeOobInject. */
+        KeAcquireInStackQueuedSpinLock(&flow->lock, &lockHandle);
+        stopped = flow->closed || flow->failed;
+        status = STATUS_SUCCESS;
+        if (!stopped) {
+            status = FwpsStreamInjectAsync0(g_injection, NULL, 0, flow->flowHandle,
+                                            flow->calloutId, flow->layerId,
+                                            flow->directionFlag | item->disconnectFlags, NULL, 0,
+                                            SeOobInjectComplete, flow);
+        }
+        KeReleaseInStackQueuedSpinLock(&lockHandle);
         if (!NT_SUCCESS(status)) {
             SeOobFlowFail(flow, status);
         }

@@ -83,7 +83,10 @@ static void tape_work(void *arg, int pick)
 int owfp_replay_tape(struct owfp_replay *r, const uint8_t *tape, size_t len)
 {
     struct owfp_tape_sink sink = {tape_frame, tape_work, r, r->tapes, r->tape_clock_us};
-    if (owfp_tape_play(tape, len, &sink) != 0) {
+    r->in_tape = true;
+    int failed = owfp_tape_play(tape, len, &sink);
+    r->in_tape = false;
+    if (failed) {
         fprintf(stderr, "openwfp replay: out of memory\n");
         return 1;
     }

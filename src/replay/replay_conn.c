@@ -314,8 +314,11 @@ static void ev_rst(void *arg, struct owfp_conn *c, int side)
     struct owfp_rconn *rc = c->user;
     if (!rc)
         return;
-    if (inspected(rc))
-        settle(r); /* what callouts still hold out of band was sent before the RST */
+    /* What callouts still hold out of band was sent before the RST. Not so
+     * in a tape: there, as on Windows, a reset may overtake queued work
+     * items, which then run after the ABORT indication (spec S10). */
+    if (inspected(rc) && !r->in_tape)
+        settle(r);
     if (inspected(rc)) { /* settling may have ended what the engine sees of it */
         struct owfp_stream_result res = {0};
         owfp_status st = owfp_stream_abort(rc->flow, owfp_rconn_dir(rc, side), &res);

@@ -73,6 +73,7 @@ struct owfp_replay {
     atomic_bool any_woken;
     bool settle_gave_up; /* work items did not go idle once: flows no longer wait */
     unsigned tapes;         /* fuzz tapes played (owfp_replay_tape) */
+    bool in_tape;           /* a tape is playing: it says when work items run */
     uint64_t tape_clock_us; /* where the last one left the clock */
 };
 

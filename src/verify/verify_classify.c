@@ -30,12 +30,13 @@ enum {
      * before classifyFn runs: an out-of-band worker may act on the FIN the
      * classify hands it before that classify has returned its BLOCK. */
     FIN_HELD = 1u << 6,
+    /* Shown an indication with SEND_ABORT (S10). Per callout: the callouts
+     * of a flow see the ABORT one after another, and one not yet shown it
+     * may still be injecting. */
+    SEND_ABORT_SHOWN = 1u << 8,
 };
 
-enum { SEND_ABORTED = 1u << 0 };
-
 struct vflow {
-    atomic_uint flags;
     struct {
         atomic_uint callout;
         atomic_uint bits;
@@ -222,11 +223,11 @@ void owfp_verify_stream_answer(const struct owfp_verify_frame *fr)
         if (bits && clear)
             atomic_fetch_and(bits, ~clear);
     }
-    /* After the callout was shown it (S10): injections from now on. */
+    /* After the callout was shown it (S10): its injections from now on. */
     if ((sflags & FWPS_STREAM_FLAG_SEND_ABORT) && fr->flowp) {
-        struct vflow *v = vflow_of(fr->flowp);
-        if (v)
-            atomic_fetch_or(&v->flags, SEND_ABORTED);
+        atomic_uint *bits = bits_of(vflow_of(fr->flowp), id);
+        if (bits)
+            atomic_fetch_or(bits, SEND_ABORT_SHOWN);
     }
 }
 
@@ -269,17 +270,17 @@ void owfp_verify_inject(struct owfp_flow *f, uint32_t callout_id, int dir, uint3
     if (!v)
         return;
     /* Inline from the classify of the SEND_ABORT indication itself, or at
-     * any time after it. */
+     * any time after this callout was shown it. */
     const struct owfp_verify_frame *fr = owfp_verify_top;
     bool abort_now = inline_call && fr && fr->flow == f->id &&
                      (fr->stream_flags & FWPS_STREAM_FLAG_SEND_ABORT);
-    if (abort_now || (atomic_load(&v->flags) & SEND_ABORTED))
+    atomic_uint *bits = bits_of(v, callout_id);
+    if (abort_now || (bits && (atomic_load(bits) & SEND_ABORT_SHOWN)))
         owfp_verify_report("S10", "inject-after-send-abort", callout_id, f->id, NULL, NULL,
                            OWFP_VERIFY_BT_STACK,
                            "FwpsStreamInjectAsync0 into flow 0x%" PRIx64 " after an indication "
                            "carried FWPS_STREAM_FLAG_SEND_ABORT",
                            f->id);
-    atomic_uint *bits = bits_of(v, callout_id);
     if (!bits)
         return;
     unsigned kind = inline_call ? INJ_INLINE : INJ_OOB;
