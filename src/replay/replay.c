@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay/capture.h"
 #include "replay/decode.h"
 #include "replay/progress.h"
 #include "replay/replay_conn.h"
@@ -18,36 +19,34 @@
 static int replay_file(struct owfp_replay *r, const char *name)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
-    pcap_t *p = pcap_open_offline(name, err);
-    if (!p) {
+    struct owfp_capture *cap = owfp_capture_open(name, true, err, sizeof(err));
+    if (!cap) {
         fprintf(stderr, "openwfp replay: %s: %s\n", name, err);
         return 1;
     }
-    int dlt = pcap_datalink(p);
+    int dlt = owfp_capture_dlt(cap);
     if (!owfp_decode_link_supported(dlt)) {
         fprintf(stderr, "openwfp replay: %s: link type %s (%d) is not supported\n", name,
                 pcap_datalink_val_to_name(dlt) ? pcap_datalink_val_to_name(dlt) : "?", dlt);
-        pcap_close(p);
+        owfp_capture_close(cap);
         return 1;
     }
-    owfp_progress_file(&r->progress, name, pcap_file(p));
-    struct pcap_pkthdr *h;
-    const u_char *frame;
+    owfp_progress_file(&r->progress, name);
+    struct owfp_capture_rec rec;
     int ret, status = 0;
-    while ((ret = pcap_next_ex(p, &h, &frame)) == 1) {
-        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000 + (uint64_t)h->ts.tv_usec;
-        owfp_replay_frame(r, dlt, frame, h->caplen, h->len, ts);
+    while ((ret = owfp_capture_next(cap, &rec)) == 1) {
+        owfp_replay_frame(r, dlt, rec.data, rec.caplen, rec.len, rec.ts_us);
         if (++r->packets % EXPIRE_EVERY == 0) {
-            owfp_tracker_expire(r->tracker, ts);
-            owfp_progress_update(&r->progress, r->packets);
+            owfp_tracker_expire(r->tracker, rec.ts_us);
+            owfp_progress_update(&r->progress, r->packets, owfp_capture_pos(cap));
         }
     }
-    if (ret == PCAP_ERROR) {
-        fprintf(stderr, "openwfp replay: %s: %s (after %llu packets)\n", name, pcap_geterr(p),
-                (unsigned long long)r->packets);
+    if (ret < 0) {
+        fprintf(stderr, "openwfp replay: %s: %s (after %llu packets)\n", name,
+                owfp_capture_error(cap), (unsigned long long)r->packets);
         status = 1;
     }
-    pcap_close(p);
+    owfp_capture_close(cap);
     return status;
 }
 
