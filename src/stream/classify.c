@@ -3,6 +3,7 @@
  * callout straight over the queued bytes (S5), the callout called, and its
  * answer read back as the waterfall will apply it.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -19,26 +20,91 @@ static uint16_t stream_layer(const struct owfp_stream *s)
     return s->flow->ip_version == 4 ? FWPS_LAYER_STREAM_V4 : FWPS_LAYER_STREAM_V6;
 }
 
-static bool ensure_desc(struct owfp_stream *s, size_t n)
+/*
+ * Descriptors shown to callouts. They only live for one classify, so each
+ * thread keeps them instead of each flow: one array per classify nesting
+ * depth (a callout may indicate or inject into another flow from inside its
+ * classify, and the outer classify's descriptors must stay put), grown as
+ * a batch needs. A flow then carries no descriptors, and a classify writes
+ * to memory that is warm rather than to its flow's own cold copy. Beyond
+ * DESC_DEPTHS nested classifies each one allocates its own.
+ */
+#define DESC_DEPTHS 4
+
+struct desc_pool {
+    struct owfp_desc *d[DESC_DEPTHS];
+    size_t n[DESC_DEPTHS];
+    unsigned depth; /* classifies in progress on this thread */
+    bool registered; /* freed at thread exit */
+};
+
+static _Thread_local struct desc_pool g_descs;
+static pthread_key_t desc_key;
+static pthread_once_t desc_once = PTHREAD_ONCE_INIT;
+
+static void drop_descs(void *arg)
 {
-    if (s->ndesc >= n)
-        return true;
-    size_t cap = s->ndesc ? s->ndesc : 1;
-    while (cap < n)
-        cap *= 2;
-    struct owfp_desc *d = owfp_realloc(s->desc, cap * sizeof(*d));
-    if (!d)
-        return false;
-    memset(d + s->ndesc, 0, (cap - s->ndesc) * sizeof(*d));
-    s->desc = d;
-    s->ndesc = cap;
-    return true;
+    struct desc_pool *p = arg;
+    for (unsigned i = 0; i < DESC_DEPTHS; i++) {
+        owfp_free(p->d[i]);
+        p->d[i] = NULL;
+        p->n[i] = 0;
+    }
 }
 
-/* Points descriptor x at [data, data + len): the fields a callout reads to
- * find the bytes. The rest were zeroed when the array grew. */
+static void make_desc_key(void)
+{
+    pthread_key_create(&desc_key, drop_descs);
+}
+
+void owfp_stream_desc_cache_drop(void)
+{
+    drop_descs(&g_descs);
+}
+
+/* `n` descriptors for the classify about to run at the current depth;
+ * desc_put() gives them back. NULL when out of memory. */
+static struct owfp_desc *desc_get(size_t n)
+{
+    struct desc_pool *p = &g_descs;
+    unsigned i = p->depth;
+    struct owfp_desc *d;
+    if (i >= DESC_DEPTHS) {
+        if (!(d = owfp_malloc(n * sizeof(*d))))
+            return NULL;
+    } else if (p->n[i] < n) {
+        size_t cap = p->n[i] ? p->n[i] : 1;
+        while (cap < n)
+            cap *= 2;
+        if (!(d = owfp_realloc(p->d[i], cap * sizeof(*d))))
+            return NULL;
+        p->d[i] = d;
+        p->n[i] = cap;
+        if (!p->registered) {
+            pthread_once(&desc_once, make_desc_key);
+            pthread_setspecific(desc_key, p);
+            p->registered = true;
+        }
+    } else {
+        d = p->d[i];
+    }
+    p->depth++;
+    return d;
+}
+
+static void desc_put(struct owfp_desc *d)
+{
+    struct desc_pool *p = &g_descs;
+    if (--p->depth >= DESC_DEPTHS)
+        owfp_free(d);
+}
+
+/* Points descriptor x at [data, data + len). Everything else is zero, as
+ * for a fresh NBL: nothing a callout wrote into another classify's
+ * descriptors shows through. */
 static void desc_set(struct owfp_desc *x, const uint8_t *data, size_t len)
 {
+    memset(x, 0, sizeof(*x));
     owfp_mdl_init_borrowed(&x->mdl, data, (ULONG)len);
     x->nb.Next = NULL;
     x->nb.MdlChain = x->nb.CurrentMdl = &x->mdl;
@@ -66,25 +132,23 @@ static uint32_t modifier_flags(int d, uint32_t modifiers)
     return f;
 }
 
-/* Describes the batch to the callout: one NBL/NB/MDL per item, straight
- * over the item's bytes (spec S5). */
-static bool describe(struct owfp_stream *s, const struct owfp_stage *st, int d,
+/* Describes the batch to the callout in descriptors `x`: one NBL/NB/MDL
+ * per item, straight over the item's bytes (spec S5). */
+static void describe(struct owfp_desc *x, const struct owfp_stage *st, int d,
                      const struct owfp_batch *b, const struct owfp_item *it,
                      FWPS_STREAM_DATA0 *sd)
 {
-    if (!ensure_desc(s, b->nitems ? b->nitems : 1))
-        return false;
     uint32_t base = d == OWFP_STREAM_RECEIVE ? FWPS_STREAM_FLAG_RECEIVE : FWPS_STREAM_FLAG_SEND;
     uint32_t flags = base | b->stream_flags;
     if (!b->nitems) /* an ABORT indication: an empty chain */
-        desc_set(&s->desc[0], NULL, 0);
+        desc_set(&x[0], NULL, 0);
     for (uint32_t i = 0; i < b->nitems; it = it->next) {
         if (!b->fin && !owfp_item_shown(st, it))
             continue;
-        struct owfp_desc *x = &s->desc[i++];
-        desc_set(x, it->data, it->len);
-        if (x != s->desc)
-            x[-1].nbl.Next = &x->nbl;
+        struct owfp_desc *y = &x[i++];
+        desc_set(y, it->data, it->len);
+        if (y != x)
+            y[-1].nbl.Next = &y->nbl;
         flags |= modifier_flags(d, it->modifiers);
     }
     if (b->fin)
@@ -92,21 +156,18 @@ static bool describe(struct owfp_stream *s, const struct owfp_stage *st, int d,
                                           : FWPS_STREAM_FLAG_SEND_DISCONNECT;
     *sd = (FWPS_STREAM_DATA0){
         .flags = flags,
-        .dataOffset = {.netBufferList = &s->desc[0].nbl,
-                       .netBuffer = &s->desc[0].nb,
-                       .mdl = &s->desc[0].mdl},
+        .dataOffset = {.netBufferList = &x[0].nbl, .netBuffer = &x[0].nb, .mdl = &x[0].mdl},
         .dataLength = b->len,
-        .netBufferListChain = &s->desc[0].nbl,
+        .netBufferListChain = &x[0].nbl,
     };
-    return true;
 }
 
 /* Context blocks a callout added stay only for its classify; most add none. */
-static void free_desc_contexts(struct owfp_stream *s, uint32_t n)
+static void free_desc_contexts(struct owfp_desc *x, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (s->desc[i].nbl.Context)
-            owfp_nbl_free_contexts(&s->desc[i].nbl);
+        if (x[i].nbl.Context)
+            owfp_nbl_free_contexts(&x[i].nbl);
 }
 
 /* The answer of a stage whose callout is not called. */
@@ -175,15 +236,23 @@ bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct
                    owfp_flow_context(f, layer, c->id, &flow_ctx);
     if ((c->flags & FWP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) && !has_ctx)
         return true; /* spec F9: as if the filter did not match (CONTINUE) */
-    FWPS_STREAM_DATA0 data;
-    if (!describe(s, st, d, b, head, &data))
+    uint32_t ndesc = b->nitems ? b->nitems : 1;
+    struct owfp_desc *x = desc_get(ndesc);
+    if (!x)
         return false;
+    FWPS_STREAM_DATA0 data;
+    describe(x, st, d, b, head, &data);
     FWPS_STREAM_CALLOUT_IO_PACKET0 io = {
         .streamData = &data,
         .missedBytes = st->d[d].missed, /* spec S6, S7 */
     };
     st->d[d].missed = 0;
-    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, s->values};
+    /* Built for each classify, on the stack: cheaper than keeping them in
+     * every flow, where they would be cold by the next classify anyway. */
+    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
+    FWP_BYTE_ARRAY16 local6, remote6;
+    owfp_stream_fixed_values(f, values, &local6, &remote6);
+    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, values};
     const FWPS_INCOMING_METADATA_VALUES0 *meta = metadata(st, f);
     FWPS_CLASSIFY_OUT0 out = {
         .filterId = st->filter_id,
@@ -200,7 +269,8 @@ bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct
     owfp_flow_classify_end(f);
     owfp_stream_current = outer;
     st->mid_stream = false;
-    free_desc_contexts(s, b->nitems ? b->nitems : 1);
+    free_desc_contexts(x, ndesc);
+    desc_put(x);
     a->injected = place_injected(s, k, &call);
     owfp_stream_read_answer(st->action, &io, &out, b->len, a);
     if (a->action == FWPS_STREAM_ACTION_ALLOW_CONNECTION)

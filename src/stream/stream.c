@@ -13,7 +13,6 @@ struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
     if (!s)
         return NULL;
     s->flow = f;
-    owfp_stream_fixed_values(f, s->values, &s->local6, &s->remote6);
     /* Other threads look at f->stream (injection, continue) under the lock. */
     owfp_flow_lock(f);
     f->stream = s;
@@ -38,9 +37,7 @@ void owfp_stream_destroy(struct owfp_stream *s)
     owfp_flow_lock(f);
     f->stream = NULL;
     owfp_flow_unlock(f);
-    owfp_free(s->spare);
     owfp_free(s->stages);
-    owfp_free(s->desc);
     owfp_free(s);
 }
 
@@ -61,7 +58,7 @@ static uint64_t held_bytes(const struct owfp_stream *s, int d)
 /* Whether the flow may leave the inspection path (spec O1, O4): no stage
  * left that still wants data, none holding any, and every callout that let
  * go allows offload. */
-static bool offloadable(const struct owfp_stream *s)
+bool owfp_stream_offloadable(const struct owfp_stream *s)
 {
     for (uint32_t k = 0; k < s->nstages; k++) {
         const struct owfp_stage *st = &s->stages[k];
@@ -180,7 +177,7 @@ NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
         ro->state |= (o->fin ? OWFP_DIR_FIN : 0) | (o->closed ? OWFP_DIR_CLOSED : 0);
         owfp_queue_append(&s->delivered, &o->q);
     }
-    if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && offloadable(s))
+    if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && owfp_stream_offloadable(s))
         s->flow_state |= OWFP_FLOW_OFFLOADABLE;
     r->flow_state = s->flow_state;
     s->idle = idle && !s->dropped;
