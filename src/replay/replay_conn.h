@@ -20,7 +20,7 @@ struct owfp_tracker;
 struct owfp_stream_files;
 struct owfp_pcap_out;
 
-/* Byte counts of one direction. */
+/* Byte counts of one direction, as reported. */
 struct owfp_rdir {
     uint64_t seen;      /* reassembled bytes handed on (holes excluded) */
     uint64_t permitted; /* original bytes the callouts let through */
@@ -31,22 +31,38 @@ struct owfp_rdir {
     bool fin_out;       /* the FIN was released */
 };
 
+/* What a connection keeps of a direction beyond the reassembly's own
+ * counts (bytes seen and holes: owfp_rconn_rdir). */
+struct owfp_rside {
+    uint64_t permitted;
+    uint64_t injected;
+    uint64_t refused;
+};
+
+/* The replay's state of one connection, kept in the tracker's connection
+ * (owfp_conn_user): it is created zeroed with it, is live from the open
+ * event to the end event, and is freed with it. */
 struct owfp_rconn {
     struct owfp_replay *replay;
-    struct owfp_conn *conn;
     owfp_flow *flow;
+    struct owfp_rconn *woken_next;
+    void *files;        /* --write-streams state */
+    struct owfp_rside d[2]; /* by tracker side */
+    int32_t error;      /* first engine failure, 0 if none */
     uint8_t send_side;  /* the tracker side whose sender is local */
+    bool live;          /* between the open and the end event */
     bool blocked;       /* ALE_FLOW_ESTABLISHED blocked it */
     bool dropped;       /* DROP_CONNECTION or FwpsFlowAbort0 */
     bool offloaded;     /* left the stream layer (ALLOW_CONNECTION, no stream callout) */
     bool deferred;      /* a direction was deferred at some point */
-    int32_t error;      /* first engine failure, 0 if none */
-    struct owfp_rdir d[2]; /* by tracker side */
-    struct owfp_rconn *woken_next;
     bool woken;         /* on the wake-up list (under the lock) */
-    void *files;        /* --write-streams state */
-    void *pcap;         /* --write-pcap state */
+    bool fin_out[2];    /* the FIN was released, by tracker side */
 };
+
+static inline struct owfp_conn *owfp_rconn_conn(const struct owfp_rconn *rc)
+{
+    return owfp_conn_of_user((void *)rc);
+}
 
 struct owfp_replay_totals {
     uint64_t conns, opened, blocked, dropped, offloaded, deferred, errors;
@@ -81,6 +97,9 @@ void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uin
 /* Ends every connection, prints the totals, frees. Returns 0, or 2 when an
  * output could not be written. */
 int owfp_replay_finish(struct owfp_replay *r);
+
+/* Everything counted of one side (tracker side) of a connection. */
+void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *out);
 
 /* The engine direction of a tracker side. */
 static inline enum owfp_stream_direction owfp_rconn_dir(const struct owfp_rconn *rc, int side)

@@ -54,9 +54,28 @@ static uint64_t key_hash(const struct owfp_conn_key *k)
     return h;
 }
 
+/* Called for the slot whose hash matches, so nearly always for the
+ * segment's connection: the lines a segment goes on to use (its
+ * directions, the user's bytes) are asked for before the compare waits for
+ * the first line, so that they arrive together rather than one miss after
+ * another. Keys are compared word by word: make_key() zeroes the padding. */
 static bool key_eq(const void *value, const void *arg)
 {
-    return memcmp(&((const struct owfp_conn *)value)->key, arg, sizeof(struct owfp_conn_key)) == 0;
+    const struct owfp_conn *c = value;
+    const char *p = value;
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(&c->d[1]);
+    __builtin_prefetch((const char *)&c->d[1] + 64);
+    __builtin_prefetch(c + 1);
+    __builtin_prefetch((const char *)(c + 1) + 64);
+    uint64_t a[sizeof(struct owfp_conn_key) / 8], b[sizeof(struct owfp_conn_key) / 8];
+    memcpy(a, &c->key, sizeof(a));
+    memcpy(b, arg, sizeof(b));
+    uint64_t diff = 0;
+    for (size_t i = 0; i < sizeof(a) / 8; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
 }
 
 static void list_unlink(struct conn_list *l, struct owfp_conn *c)
@@ -240,7 +259,7 @@ static struct owfp_conn *new_conn(struct owfp_tracker *t, const struct owfp_conn
         t->st.evicted++;
         close_conn(t, t->live.oldest, OWFP_END_EVICTED);
     }
-    struct owfp_conn *c = owfp_calloc(1, sizeof(*c));
+    struct owfp_conn *c = owfp_calloc(1, sizeof(*c) + t->cfg.user_size);
     if (!c)
         return NULL;
     if (!owfp_hmap_insert(&t->table, h, c)) {
