@@ -189,6 +189,12 @@ static bool mapped_record(struct owfp_capture *c, struct owfp_capture_rec *rec)
     rec->len = host32(h + 12);
     rec->ts_us = (uint64_t)sec * 1000000 + (c->nsec ? sub / 1000 : sub);
     c->off += RECORD_HEADER + (uint64_t)caplen;
+    /* The next record's header and the packet headers after it: records
+     * are too far apart for the hardware to see the stream. */
+    if (c->off + 128 <= c->woff + c->wlen) {
+        __builtin_prefetch(c->win + (c->off - c->woff));
+        __builtin_prefetch(c->win + (c->off - c->woff) + 64);
+    }
     return true;
 }
 
