@@ -313,6 +313,92 @@ static void test_capture_position(void **state)
     unlink(g_path);
 }
 
+/* Looking ahead gives each record's frame before it is read, in order,
+ * as far as the window reaches; never once the file went to libpcap. */
+static void test_capture_peek_sees_the_records_to_come(void **state)
+{
+    (void)state;
+    struct cw w;
+    cw_open(&w, MAGIC_USEC, 4, 100, false);
+    for (unsigned i = 0; i < 20; i++)
+        cw_record(&w, i, 0, 60 + i, 60 + i, 60 + i, i);
+    cw_record(&w, 30, 0, 150, 150, 150, 30); /* over the snapshot: libpcap's */
+    cw_record(&w, 31, 0, 60, 60, 60, 31);
+    cw_close(&w);
+    char err[512];
+    struct owfp_capture *c = owfp_capture_open(g_path, true, err, sizeof(err));
+    assert_non_null(c);
+    uint64_t cursor = 0, off;
+    const uint8_t *frame;
+    uint32_t caplen;
+    struct owfp_capture_rec rec;
+    /* Nothing is mapped before the first read. */
+    assert_false(owfp_capture_peek(c, &cursor, &off, &frame, &caplen));
+    assert_int_equal(owfp_capture_next(c, &rec), 1);
+    assert_int_equal(rec.caplen, 60);
+    /* Two records looked at, then one per record read: two ahead. */
+    for (unsigned i = 1; i < 3; i++) {
+        assert_true(owfp_capture_peek(c, &cursor, &off, &frame, &caplen));
+        assert_int_equal(caplen, 60 + i);
+    }
+    for (unsigned i = 1; i < 20; i++) {
+        if (i + 2 < 20) {
+            assert_true(owfp_capture_peek(c, &cursor, &off, &frame, &caplen));
+            assert_int_equal(caplen, 60 + i + 2);
+            assert_int_equal(frame[1], (uint8_t)(7 + i + 2));
+        }
+        assert_int_equal(owfp_capture_next(c, &rec), 1);
+        assert_int_equal(rec.caplen, 60 + i);
+        assert_int_equal(rec.data[1], (uint8_t)(7 + i));
+    }
+    /* The record over the snapshot cannot be looked at. */
+    uint64_t at = 0;
+    assert_false(owfp_capture_peek(c, &at, &off, &frame, &caplen));
+    assert_int_equal(owfp_capture_next(c, &rec), 1);
+    assert_int_equal(rec.caplen, 100);
+    assert_false(owfp_capture_is_mapped(c));
+    assert_false(owfp_capture_peek(c, &at, &off, &frame, &caplen));
+    assert_int_equal(owfp_capture_next(c, &rec), 1);
+    assert_int_equal(owfp_capture_next(c, &rec), 0);
+    owfp_capture_close(c);
+    unlink(g_path);
+}
+
+/* Peeking in step with reading: every record's offset and frame. */
+static void test_capture_peek_offsets(void **state)
+{
+    (void)state;
+    struct cw w;
+    cw_open(&w, MAGIC_USEC, 4, 65535, false);
+    for (unsigned i = 0; i < 5; i++)
+        cw_record(&w, i, 0, 40 + i, 40 + i, 40 + i, i);
+    cw_close(&w);
+    char err[512];
+    struct owfp_capture *c = owfp_capture_open(g_path, true, err, sizeof(err));
+    assert_non_null(c);
+    uint64_t cursor = 0, off, want = 24 + 16 + 40;
+    const uint8_t *frame;
+    uint32_t caplen;
+    struct owfp_capture_rec rec;
+    assert_int_equal(owfp_capture_next(c, &rec), 1);
+    for (unsigned i = 1; i < 5; i++) {
+        assert_true(owfp_capture_peek(c, &cursor, &off, &frame, &caplen));
+        assert_int_equal(off, want);
+        assert_int_equal(caplen, 40 + i);
+        assert_int_equal(frame[0], (uint8_t)i);
+        want += 16 + 40 + i;
+        assert_int_equal(cursor, want);
+    }
+    assert_false(owfp_capture_peek(c, &cursor, &off, &frame, &caplen)); /* the end */
+    assert_int_equal(owfp_capture_next(c, &rec), 1);
+    /* A cursor behind the next record means the next record. */
+    uint64_t behind = 0;
+    assert_true(owfp_capture_peek(c, &behind, &off, &frame, &caplen));
+    assert_int_equal(off, 24 + 16 + 40 + 16 + 41);
+    owfp_capture_close(c);
+    unlink(g_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_capture_high_time_stamps),
         cmocka_unit_test(test_capture_swapped_and_old_files_not_mapped),
         cmocka_unit_test(test_capture_position),
+        cmocka_unit_test(test_capture_peek_sees_the_records_to_come),
+        cmocka_unit_test(test_capture_peek_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

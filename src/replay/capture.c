@@ -134,6 +134,30 @@ bool owfp_capture_is_mapped(const struct owfp_capture *c)
     return c->mapped;
 }
 
+bool owfp_capture_peek(const struct owfp_capture *c, uint64_t *cursor, uint64_t *off,
+                       const uint8_t **frame, uint32_t *caplen)
+{
+    uint64_t at = *cursor > c->off ? *cursor : c->off;
+    uint64_t wend = c->woff + c->wlen;
+    if (!c->mapped || at < c->woff || at + RECORD_HEADER > wend)
+        return false;
+    const uint8_t *h = c->win + (at - c->woff);
+    uint32_t len = host32(h + 8);
+    if (len > c->max_caplen)
+        return false;
+    uint64_t held = wend - (at + RECORD_HEADER);
+    *off = at;
+    *frame = h + RECORD_HEADER;
+    *caplen = len < held ? len : (uint32_t)held;
+    *cursor = at + RECORD_HEADER + len;
+    /* The record after it is the next to be looked at. */
+    if (*cursor + 128 <= wend) {
+        __builtin_prefetch(c->win + (*cursor - c->woff));
+        __builtin_prefetch(c->win + (*cursor - c->woff) + 64);
+    }
+    return true;
+}
+
 /* The rest of the file goes through libpcap, from the record at c->off. */
 static bool hand_over(struct owfp_capture *c)
 {
@@ -189,8 +213,9 @@ static bool mapped_record(struct owfp_capture *c, struct owfp_capture_rec *rec)
     rec->len = host32(h + 12);
     rec->ts_us = (uint64_t)sec * 1000000 + (c->nsec ? sub / 1000 : sub);
     c->off += RECORD_HEADER + (uint64_t)caplen;
-    /* The next record's header and the packet headers after it: records
-     * are too far apart for the hardware to see the stream. */
+    /* The next record's header and the packet headers after it (when no
+     * one looks ahead with owfp_capture_peek): records are too far apart
+     * for the hardware to see the stream. */
     if (c->off + 128 <= c->woff + c->wlen) {
         __builtin_prefetch(c->win + (c->off - c->woff));
         __builtin_prefetch(c->win + (c->off - c->woff) + 64);

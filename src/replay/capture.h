@@ -46,6 +46,16 @@ int owfp_capture_dlt(const struct owfp_capture *c);
 int owfp_capture_next(struct owfp_capture *c, struct owfp_capture_rec *rec);
 const char *owfp_capture_error(const struct owfp_capture *c);
 
+/* Looking ahead without reading, for hints: the record at *cursor (a file
+ * offset; 0, or any offset up to the next record's, means the next
+ * record). Gives its offset, and as much of the start of its frame as the
+ * window mapped by the last owfp_capture_next() holds; *cursor then moves
+ * to the record after it. False when the file is not read from the
+ * mapping (or nothing was read yet) or the record's header lies beyond the
+ * window. */
+bool owfp_capture_peek(const struct owfp_capture *c, uint64_t *cursor, uint64_t *off,
+                       const uint8_t **frame, uint32_t *caplen);
+
 /* Bytes of the file read so far, or -1 when unknown. */
 long long owfp_capture_pos(const struct owfp_capture *c);
 /* Whether records are being read from the mapping (for tests). */

@@ -255,6 +255,7 @@ static void ev_data(void *arg, struct owfp_conn *c, int side, const uint8_t *p, 
     uint32_t mods = (flags & OWFP_REASM_PUSH ? OWFP_STREAM_PUSH : 0) |
                     (flags & OWFP_REASM_URGENT ? OWFP_STREAM_URGENT : 0);
     struct owfp_stream_result res = {0};
+    r->indicated++;
     owfp_status st = owfp_stream_indicate(rc->flow, owfp_rconn_dir(rc, side), p, n, mods, &res);
     if (!STATUS_OK(st)) {
         note_error(rc, st);
@@ -398,6 +399,16 @@ static void ev_end(void *arg, struct owfp_conn *c)
     if (!r->opt.quiet)
         owfp_report_conn(r->out, r->opt.json, rc);
     rc->live = false;
+}
+
+bool owfp_replay_hint_flow(struct owfp_replay *r, struct owfp_tracker_hint *h, unsigned depth)
+{
+    struct owfp_conn *c = owfp_tracker_hint_conn(r->tracker, h);
+    const struct owfp_rconn *rc = c ? owfp_conn_user(c) : NULL;
+    if (!rc || !rc->live || !inspected(rc))
+        return false;
+    owfp_flow_prefetch(rc->flow, depth);
+    return true;
 }
 
 static void ev_forget(void *arg, struct owfp_conn *c)

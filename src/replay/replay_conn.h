@@ -70,6 +70,18 @@ struct owfp_replay_totals {
     struct owfp_reasm_stats reasm; /* summed over directions */
 };
 
+/* Looking ahead (replay.c): hints for the records after the one being
+ * replayed, each taken one step further per record, so that what a packet
+ * needs arrives a few packets before it: its table slot, its connection,
+ * its engine flow, the flow's stream state, its stages. */
+#define OWFP_LOOKAHEAD 5
+
+struct owfp_ahead {
+    uint64_t off;  /* of the record in the capture */
+    unsigned step; /* the next step to take */
+    struct owfp_tracker_hint h;
+};
+
 struct owfp_replay {
     struct owfp_replay_options opt;
     FILE *out;
@@ -88,6 +100,11 @@ struct owfp_replay {
     struct owfp_rconn *woken;
     atomic_bool any_woken;
     bool settle_gave_up; /* work items did not go idle once: flows no longer wait */
+    struct owfp_ahead ahead[OWFP_LOOKAHEAD]; /* a ring: nahead from ahead[first] */
+    unsigned first, nahead;
+    uint64_t ahead_cursor; /* the record to look at next */
+    bool looking_ahead;    /* for these packets (replay.c, decide_look_ahead) */
+    uint64_t indicated;    /* data indications to the stream layer since it was decided */
 };
 
 struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt);
@@ -97,6 +114,11 @@ void owfp_replay_frame(struct owfp_replay *r, int dlt, const uint8_t *frame, uin
 /* Ends every connection, prints the totals, frees. Returns 0, or 2 when an
  * output could not be written. */
 int owfp_replay_finish(struct owfp_replay *r);
+
+/* Asks for the engine state of the hint's connection: the flow at depth 0,
+ * deeper as owfp_flow_prefetch() says. False when the engine does not see
+ * the connection's bytes (yet, or any more). */
+bool owfp_replay_hint_flow(struct owfp_replay *r, struct owfp_tracker_hint *h, unsigned depth);
 
 /* Everything counted of one side (tracker side) of a connection. */
 void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *out);

@@ -308,3 +308,27 @@ owfp_status owfp_flow_set_wakeup(owfp_flow *flow, owfp_wakeup_fn fn, void *arg)
     owfp_flow_unlock(f);
     return STATUS_SUCCESS;
 }
+
+static void prefetch_lines(const void *p, size_t n)
+{
+    for (size_t off = 0; off < n; off += 64)
+        __builtin_prefetch((const char *)p + off);
+}
+
+void owfp_flow_prefetch(owfp_flow *flow, unsigned depth)
+{
+    const struct owfp_flow *f = (const struct owfp_flow *)flow;
+    if (!f)
+        return;
+    if (depth == 0) {
+        prefetch_lines(f, sizeof(*f));
+        return;
+    }
+    const struct owfp_stream *s = f->stream;
+    if (!s)
+        return;
+    if (depth == 1)
+        prefetch_lines(s, sizeof(*s));
+    else if (s->nstages)
+        prefetch_lines(s->stages, sizeof(*s->stages));
+}
