@@ -91,9 +91,8 @@ static void report_idle(struct owfp_stream *s, int d, const uint8_t *data, size_
         ro->held_bytes = 0;
     }
     if (len) {
-        struct owfp_out *o = &s->out[d];
-        o->one = (struct owfp_span){data, len, OWFP_SPAN_ORIGINAL};
-        r->dir[d].spans = &o->one;
+        s->fast_span = (struct owfp_span){data, len, OWFP_SPAN_ORIGINAL};
+        r->dir[d].spans = &s->fast_span;
         r->dir[d].nspans = 1;
         r->dir[d].bytes = len;
     }

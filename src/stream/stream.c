@@ -74,11 +74,13 @@ static bool fill_spans(struct owfp_out *o)
     for (struct owfp_item *it = o->q.head; it; it = it->next)
         n += it->kind == OWFP_ITEM_DATA && it->len;
     if (n > o->capspans) {
+        if (n > UINT32_MAX)
+            return false;
         struct owfp_span *sp = owfp_realloc(o->spans, n * sizeof(*sp));
         if (!sp)
             return false;
         o->spans = sp;
-        o->capspans = n;
+        o->capspans = (uint32_t)n;
     }
     o->nspans = 0;
     for (struct owfp_item *it = o->q.head; it; it = it->next) {
@@ -124,6 +126,21 @@ static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
 static bool stage_idle(const struct owfp_stage *st, const struct owfp_stage_dir *sd)
 {
     return !sd->q.head && (st->gone || (!sd->deferred && !sd->waiting && !sd->batch_left));
+}
+
+/* The items that reached the end of the path: those whose bytes a span
+ * points into, or whose completion must wait for the spans' delivery, stay
+ * until the next call; the caller's own bytes and FINs need nothing kept,
+ * so an idle flow holds no item. */
+static void keep_delivered(struct owfp_stream *s, struct owfp_queue *q)
+{
+    struct owfp_item *it;
+    while ((it = owfp_queue_pop(q))) {
+        if (it->ref)
+            owfp_queue_push(&s->delivered, it);
+        else
+            owfp_item_free(it, STATUS_SUCCESS);
+    }
 }
 
 NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
@@ -175,7 +192,7 @@ NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
         ro->nspans = o->nspans;
         ro->bytes = o->q.bytes;
         ro->state |= (o->fin ? OWFP_DIR_FIN : 0) | (o->closed ? OWFP_DIR_CLOSED : 0);
-        owfp_queue_append(&s->delivered, &o->q);
+        keep_delivered(s, &o->q);
     }
     if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && owfp_stream_offloadable(s))
         s->flow_state |= OWFP_FLOW_OFFLOADABLE;

@@ -90,10 +90,9 @@ struct owfp_inbox_op {
 struct owfp_out {
     struct owfp_queue q;       /* reached the end of the path this call */
     struct owfp_span *spans;   /* returned to the data plane */
-    size_t nspans, capspans;
+    uint32_t nspans, capspans;
     bool fin;                  /* FIN released */
     bool closed;               /* the data plane sent FIN or RST */
-    struct owfp_span one;      /* the fast path's span (fast.c): it needs no allocation */
 };
 
 struct owfp_stream {
@@ -108,7 +107,10 @@ struct owfp_stream {
     uint64_t generation;
 
     struct owfp_out out[2];
-    struct owfp_queue delivered; /* spans of the previous call: released at the next */
+    /* Items behind the previous call's spans that must outlive them (held
+     * copies, injected NBLs): released, and completed, at the next call. */
+    struct owfp_queue delivered;
+    struct owfp_span fast_span; /* the fast path's one span (fast.c): no allocation */
     uint32_t flow_state;         /* OWFP_FLOW_* */
     bool dropped;
     bool nomem; /* a drop this call was for lack of memory: report it */
