@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The replay benchmark: `openwfp replay` against a libpcap read loop (the
-# floor), libnids and tshark over the same generated capture, then the
-# memory tests. Not part of bench/run.sh: it writes up to 2 GB of captures
+# floor; also the same loop over the replay's own mapped reader), libnids
+# and tshark over the same generated capture, then the memory tests. Not part of bench/run.sh: it writes up to 2 GB of captures
 # (1.3 GB kept) and takes about 10 minutes on a quiet 2-core machine.
 # Results and reading: docs/BENCHMARKS.md, section 6.
 #
@@ -113,8 +113,9 @@ main=$(gen "main-$conns-$conc" --conns "$conns" --concurrency "$conc" --seed 1)
 mname="main-$conns-$conc"
 cap=$(stat -c %s "$main")
 echo "# capture $main: $(tail -n 1 "$dir/$mname.info" | sed 's/^gen_capture: //')"
-names=(floor libnids none noop mask)
+names=(floor mapfloor libnids none noop mask)
 cmds=("$b/bench/bench_pcap_floor $main"
+      "$b/bench/bench_pcap_floor --mapped $main"
       "$nids $main"
       "$b/openwfp replay --quiet --no-progress $main"
       "$b/openwfp replay --quiet --no-progress --example noop $main"
@@ -156,7 +157,7 @@ table() {
     echo "# $2"
     printf '%-8s %26s %8s %8s %7s %7s %8s %8s\n' contender "s median [min..max]" \
         "cap Gb/s" "pay Gb/s" "x floor" "x nids" "x tshark" "RSS MiB"
-    for n in floor libnids none noop mask tshark; do
+    for n in floor mapfloor libnids none noop mask tshark; do
         read -r m lo hi <<<"$(summarise $n "$f")"
         if [ "$m" = - ]; then continue; fi
         # libnids' payload is what it reassembled (IPv4 only).
@@ -170,8 +171,10 @@ table() {
                 tn ? sprintf("%.2f", tn / m) : "-", tt ? sprintf("%.1f", tt / m) : "-", rss / 1024 }'
     done
     awk -v f="$tf" -v n="${tn/-/0}" -v t="${tt/-/0}" -v o="$(med noop "$f")" \
-        -v pay="$payload" -v npay="$npay" 'BEGIN {
+        -v m="$(med mapfloor "$f")" -v pay="$payload" -v npay="$npay" 'BEGIN {
         printf "# targets for noop: >= 0.70 x floor: %.2f %s", f / o, (f / o >= 0.7 ? "met" : "MISSED")
+        if (m > 0)
+            printf " (x mapped floor: %.2f)", m / o
         if (n)
             printf "; >= 1.4 x libnids: %.2f %s (per payload byte: %.2f)", n / o,
                    (n / o >= 1.4 ? "met" : "MISSED"), n / o * pay / npay
@@ -186,7 +189,7 @@ table 8 "CPU time (user + sys): what the process itself used, less sensitive to 
 for f in 3 8; do
     printf '# same-round ratios, %s: noop throughput as a share of each one'"'"'s, median [min..max]:' \
         "$([ $f = 3 ] && echo wall || echo CPU)"
-    for n in floor libnids none mask; do
+    for n in floor mapfloor libnids none mask; do
         awk -v n=$n -v f=$f '$1 == n { a[$2] = $f } $1 == "noop" { o[$2] = $f }
             END { for (r in o) if (a[r] && o[r]) print a[r] / o[r] }' "$log" | sort -g | awk -v n=$n '
             { v[NR] = $1 } END { if (!NR) exit
