@@ -21,90 +21,136 @@ static uint16_t stream_layer(const struct owfp_stream *s)
 }
 
 /*
- * Descriptors shown to callouts. They only live for one classify, so each
- * thread keeps them instead of each flow: one array per classify nesting
- * depth (a callout may indicate or inject into another flow from inside its
- * classify, and the outer classify's descriptors must stay put), grown as
- * a batch needs. A flow then carries no descriptors, and a classify writes
- * to memory that is warm rather than to its flow's own cold copy. Beyond
- * DESC_DEPTHS nested classifies each one allocates its own.
+ * What a classify shows its callout besides the data's own bytes: the
+ * NBL/NB/MDL descriptors and the stream layer's fixed incoming values. They
+ * live for one classify, so each thread keeps them, not each flow: one set
+ * per classify nesting depth (a callout may indicate into another flow from
+ * inside its classify, and the outer classify's set must stay put), grown
+ * as a batch needs. A flow then carries none of it, and a classify writes
+ * to memory that is warm rather than to its flow's own cold copy.
+ *
+ * A set remembers the stream it last served. For the same stream again,
+ * as when each stream kept its own, the values stand and the descriptors
+ * only get their data fields set; for another stream the values are built
+ * and the descriptors zeroed first, so nothing a callout wrote into one
+ * flow's descriptors shows in another's. Beyond SCRATCH_DEPTHS nested
+ * classifies each one allocates a set of its own.
  */
-#define DESC_DEPTHS 4
+#define SCRATCH_DEPTHS 4
 
-struct desc_pool {
-    struct owfp_desc *d[DESC_DEPTHS];
-    size_t n[DESC_DEPTHS];
-    unsigned depth; /* classifies in progress on this thread */
+struct scratch {
+    uint64_t owner;        /* the serial of the stream served last; 0: none */
+    struct owfp_desc *desc;
+    size_t ndesc;
+    size_t zeroed;         /* descriptors zeroed since `owner` took the set */
+    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
+    FWP_BYTE_ARRAY16 local6, remote6;
+};
+
+struct scratch_pool {
+    struct scratch at[SCRATCH_DEPTHS];
+    unsigned depth;  /* classifies in progress on this thread */
     bool registered; /* freed at thread exit */
 };
 
-static _Thread_local struct desc_pool g_descs;
-static pthread_key_t desc_key;
-static pthread_once_t desc_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct scratch_pool g_scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
-static void drop_descs(void *arg)
+static void drop_scratch(void *arg)
 {
-    struct desc_pool *p = arg;
-    for (unsigned i = 0; i < DESC_DEPTHS; i++) {
-        owfp_free(p->d[i]);
-        p->d[i] = NULL;
-        p->n[i] = 0;
+    struct scratch_pool *p = arg;
+    for (unsigned i = 0; i < SCRATCH_DEPTHS; i++) {
+        owfp_free(p->at[i].desc);
+        p->at[i] = (struct scratch){0};
     }
 }
 
-static void make_desc_key(void)
+static void make_scratch_key(void)
 {
-    pthread_key_create(&desc_key, drop_descs);
+    pthread_key_create(&scratch_key, drop_scratch);
 }
 
 void owfp_stream_desc_cache_drop(void)
 {
-    drop_descs(&g_descs);
+    drop_scratch(&g_scratch);
 }
 
-/* `n` descriptors for the classify about to run at the current depth;
- * desc_put() gives them back. NULL when out of memory. */
-static struct owfp_desc *desc_get(size_t n)
+/* `pool`: the thread's pool x belongs to (its memory is then freed at
+ * thread exit), or NULL for a set of its own. */
+static bool grow_desc(struct scratch *x, size_t n, struct scratch_pool *pool)
 {
-    struct desc_pool *p = &g_descs;
-    unsigned i = p->depth;
-    struct owfp_desc *d;
-    if (i >= DESC_DEPTHS) {
-        if (!(d = owfp_malloc(n * sizeof(*d))))
-            return NULL;
-    } else if (p->n[i] < n) {
-        size_t cap = p->n[i] ? p->n[i] : 1;
-        while (cap < n)
-            cap *= 2;
-        if (!(d = owfp_realloc(p->d[i], cap * sizeof(*d))))
-            return NULL;
-        p->d[i] = d;
-        p->n[i] = cap;
-        if (!p->registered) {
-            pthread_once(&desc_once, make_desc_key);
-            pthread_setspecific(desc_key, p);
-            p->registered = true;
+    size_t cap = x->ndesc ? x->ndesc : 1;
+    while (cap < n)
+        cap *= 2;
+    struct owfp_desc *d = owfp_realloc(x->desc, cap * sizeof(*d));
+    if (!d)
+        return false;
+    x->desc = d;
+    x->ndesc = cap;
+    if (pool && !pool->registered) {
+        pthread_once(&scratch_once, make_scratch_key);
+        pthread_setspecific(scratch_key, pool);
+        pool->registered = true;
+    }
+    return true;
+}
+
+/* Makes x ready for a classify of stream s with n descriptors. */
+static inline bool scratch_fit(struct scratch *x, const struct owfp_stream *s, size_t n,
+                               struct scratch_pool *pool)
+{
+    if (x->owner == s->serial && x->zeroed >= n)
+        return true; /* the same stream again: nothing to do */
+    if (x->ndesc < n && !grow_desc(x, n, pool))
+        return false;
+    if (x->owner != s->serial) {
+        owfp_stream_fixed_values(s->flow, x->values, &x->local6, &x->remote6);
+        x->owner = s->serial;
+        x->zeroed = 0;
+    }
+    if (x->zeroed < n) {
+        memset(x->desc + x->zeroed, 0, (n - x->zeroed) * sizeof(*x->desc));
+        x->zeroed = n;
+    }
+    return true;
+}
+
+/* The set for a classify of s at the current depth, with n descriptors;
+ * scratch_put() gives it back. NULL when out of memory. */
+static struct scratch *scratch_get(const struct owfp_stream *s, size_t n)
+{
+    struct scratch_pool *p = &g_scratch;
+    struct scratch *x;
+    if (p->depth >= SCRATCH_DEPTHS) {
+        x = owfp_calloc(1, sizeof(*x));
+        if (x && !scratch_fit(x, s, n, NULL)) {
+            owfp_free(x);
+            x = NULL;
         }
     } else {
-        d = p->d[i];
+        x = &p->at[p->depth];
+        if (!scratch_fit(x, s, n, p))
+            x = NULL;
     }
-    p->depth++;
-    return d;
+    if (x)
+        p->depth++;
+    return x;
 }
 
-static void desc_put(struct owfp_desc *d)
+static void scratch_put(struct scratch *x)
 {
-    struct desc_pool *p = &g_descs;
-    if (--p->depth >= DESC_DEPTHS)
-        owfp_free(d);
+    struct scratch_pool *p = &g_scratch;
+    if (--p->depth >= SCRATCH_DEPTHS) {
+        owfp_free(x->desc);
+        owfp_free(x);
+    }
 }
 
-/* Points descriptor x at [data, data + len). Everything else is zero, as
- * for a fresh NBL: nothing a callout wrote into another classify's
- * descriptors shows through. */
+/* Points descriptor x at [data, data + len): the fields a callout reads to
+ * find the bytes. The rest were zeroed when the set was taken. */
 static void desc_set(struct owfp_desc *x, const uint8_t *data, size_t len)
 {
-    memset(x, 0, sizeof(*x));
     owfp_mdl_init_borrowed(&x->mdl, data, (ULONG)len);
     x->nb.Next = NULL;
     x->nb.MdlChain = x->nb.CurrentMdl = &x->mdl;
@@ -237,22 +283,17 @@ bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct
     if ((c->flags & FWP_CALLOUT_FLAG_CONDITIONAL_ON_FLOW) && !has_ctx)
         return true; /* spec F9: as if the filter did not match (CONTINUE) */
     uint32_t ndesc = b->nitems ? b->nitems : 1;
-    struct owfp_desc *x = desc_get(ndesc);
+    struct scratch *x = scratch_get(s, ndesc);
     if (!x)
         return false;
     FWPS_STREAM_DATA0 data;
-    describe(x, st, d, b, head, &data);
+    describe(x->desc, st, d, b, head, &data);
     FWPS_STREAM_CALLOUT_IO_PACKET0 io = {
         .streamData = &data,
         .missedBytes = st->d[d].missed, /* spec S6, S7 */
     };
     st->d[d].missed = 0;
-    /* Built for each classify, on the stack: cheaper than keeping them in
-     * every flow, where they would be cold by the next classify anyway. */
-    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
-    FWP_BYTE_ARRAY16 local6, remote6;
-    owfp_stream_fixed_values(f, values, &local6, &remote6);
-    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, values};
+    FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, x->values};
     const FWPS_INCOMING_METADATA_VALUES0 *meta = metadata(st, f);
     FWPS_CLASSIFY_OUT0 out = {
         .filterId = st->filter_id,
@@ -269,8 +310,8 @@ bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct
     owfp_flow_classify_end(f);
     owfp_stream_current = outer;
     st->mid_stream = false;
-    free_desc_contexts(x, ndesc);
-    desc_put(x);
+    free_desc_contexts(x->desc, ndesc);
+    scratch_put(x);
     a->injected = place_injected(s, k, &call);
     owfp_stream_read_answer(st->action, &io, &out, b->len, a);
     if (a->action == FWPS_STREAM_ACTION_ALLOW_CONNECTION)

@@ -110,7 +110,7 @@ static bool walk_path(struct owfp_stream *s, int d, const uint8_t *data, size_t 
     if (s->delivered.head)
         owfp_queue_clear(&s->delivered, STATUS_SUCCESS); /* the previous call's spans */
     struct owfp_item *it = NULL;
-    if (!eligible(s, d, len) || (s->nstages && !(it = owfp_item_new()))) {
+    if (!eligible(s, d, len) || (s->nstages && !(it = owfp_item_take()))) {
         owfp_rcu_read_unlock();
         return false;
     }
@@ -125,7 +125,7 @@ static bool walk_path(struct owfp_stream *s, int d, const uint8_t *data, size_t 
         return true;
     }
     if (it)
-        owfp_item_free(it, STATUS_SUCCESS);
+        owfp_item_give(it);
     report_idle(s, d, data, w == WALK_THROUGH ? len : 0, r);
     owfp_rcu_read_unlock();
     *status = STATUS_SUCCESS;

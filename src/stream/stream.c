@@ -7,12 +7,14 @@
 
 struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
 {
+    static _Atomic uint64_t serials;
     if (f->stream)
         return f->stream;
     struct owfp_stream *s = owfp_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->flow = f;
+    s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     /* Other threads look at f->stream (injection, continue) under the lock. */
     owfp_flow_lock(f);
     f->stream = s;

@@ -97,6 +97,7 @@ struct owfp_out {
 
 struct owfp_stream {
     struct owfp_flow *flow;
+    uint64_t serial; /* unique for the process's life: names it to the classify scratch */
     struct owfp_stage *stages;
     uint32_t nstages;
     bool path_built;
@@ -226,6 +227,10 @@ static inline void owfp_stream_read_answer(uint32_t filter_action,
 /* items.c */
 struct owfp_item *owfp_item_new(void);
 void owfp_item_free(struct owfp_item *it, NTSTATUS status);
+/* The fast path's piece (fast.c): an item from the thread's cache whose
+ * fields the caller sets, all of them; given back when no queue took it. */
+struct owfp_item *owfp_item_take(void);
+void owfp_item_give(struct owfp_item *it);
 /* Frees the calling thread's spare items (at engine teardown). */
 void owfp_item_cache_drop(void);
 void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it);
@@ -242,7 +247,7 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s);
 void owfp_stream_fixed_values(const struct owfp_flow *f, FWPS_INCOMING_VALUE0 *values,
                               FWP_BYTE_ARRAY16 *local6, FWP_BYTE_ARRAY16 *remote6);
 
-/* classify.c: frees the calling thread's descriptors (at engine teardown). */
+/* classify.c: frees the calling thread's classify scratch (at engine teardown). */
 void owfp_stream_desc_cache_drop(void);
 /* Shows stage k the batch whose first item is `head` (NULL for
  * an ABORT indication); false when out of memory. */
