@@ -35,6 +35,8 @@
  * holds stays within the configured fragment budget plus a per-datagram
  * allowance, and returns exactly to where it started once every datagram
  * expired; with no datagram reassembled, every fragment was then dropped.
+ * owfp_decode_peek (the replay's look-ahead) reads only the frame and, for
+ * a frame decoded as one TCP segment on its own, names the same endpoints.
  *
  * FUZZ_TRACE=1 in the environment logs every frame's result.
  */
@@ -199,6 +201,18 @@ static void check_heap(uint32_t frame_bytes)
     CHECK(now - g.heap_base <= g.cfg.max_frag_bytes + (size_t)g.cfg.max_datagrams * DGRAM_ALLOWANCE);
 }
 
+/* The look-ahead's peek stays inside the frame and, where it answers for
+ * a frame the decoder took as one TCP segment, names the same endpoints. */
+static void check_peek(const struct fuzz_frame *f, const struct owfp_pkt *p)
+{
+    struct owfp_pkt q;
+    if (!owfp_decode_peek(g.dlt, f->data, f->caplen, &q) || !p)
+        return;
+    CHECK(q.ip_version == p->ip_version);
+    CHECK(memcmp(q.src, p->src, 16) == 0 && memcmp(q.dst, p->dst, 16) == 0);
+    CHECK(q.sport == p->sport && q.dport == p->dport);
+}
+
 static void decode_frame(const struct fuzz_frame *f)
 {
     struct owfp_decode_stats before = *owfp_decoder_stats(g.d);
@@ -212,8 +226,10 @@ static void decode_frame(const struct fuzz_frame *f)
                 g.dlt, f->caplen, f->wirelen, (unsigned long long)f->ts_us, (int)r,
                 r == OWFP_DECODE_TCP ? p.payload_len : 0, r == OWFP_DECODE_TCP ? p.payload_cut : 0);
     check_stats(&before, after, r, &p);
+    bool rebuilt = after->datagrams_reassembled != before.datagrams_reassembled;
     if (r == OWFP_DECODE_TCP)
-        check_tcp(f, &p, after->datagrams_reassembled != before.datagrams_reassembled);
+        check_tcp(f, &p, rebuilt);
+    check_peek(f, r == OWFP_DECODE_TCP && !rebuilt ? &p : NULL);
     check_heap(f->caplen ? f->caplen : 1);
 }
 

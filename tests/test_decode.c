@@ -2269,9 +2269,89 @@ static void test_decode_corpus_no_malformed(void **state)
     assert_int_equal(corpus_walk.tcp, 1725);
 }
 
+/* ---- looking ahead (owfp_decode_peek) ---- */
+
+/* The peek names the endpoints owfp_decode() finds. */
+static void expect_peek_agrees(int dlt, const struct fb *f)
+{
+    struct owfp_decoder *d = new_decoder();
+    struct owfp_pkt p, q;
+    memset(&q, 0x55, sizeof(q));
+    assert_int_equal(dec(d, dlt, f, &p), OWFP_DECODE_TCP);
+    assert_true(owfp_decode_peek(dlt, f->b, f->n, &q));
+    assert_int_equal(q.ip_version, p.ip_version);
+    assert_memory_equal(q.src, p.src, 16);
+    assert_memory_equal(q.dst, p.dst, 16);
+    assert_int_equal(q.sport, p.sport);
+    assert_int_equal(q.dport, p.dport);
+    owfp_decoder_free(d);
+}
+
+static void test_decode_peek_agrees_with_decode(void **state)
+{
+    (void)state;
+    struct fb f = {0};
+    v4_frame(&f, "hello");
+    expect_peek_agrees(DLT_EN10MB, &f);
+    f = (struct fb){0};
+    v6_frame(&f, "hello");
+    expect_peek_agrees(DLT_EN10MB, &f);
+    f = (struct fb){0};
+    eth(&f, 0x8100);
+    vlan(&f, 5, 0x0800);
+    size_t ip = ipv4(&f, 6, 1, 0, 8); /* with IP options */
+    tcp(&f, "x");
+    fix_ipv4(&f, ip);
+    expect_peek_agrees(DLT_EN10MB, &f);
+    f = (struct fb){0};
+    v4_packet(&f, "raw");
+    expect_peek_agrees(DLT_RAW, &f);
+    f = (struct fb){0};
+    v6_packet(&f, "raw");
+    expect_peek_agrees(DLT_RAW, &f);
+}
+
+/* Fragments, other protocols, IPv6 extension headers, link types it does
+ * not know and frames too short for the ports: no hint. */
+static void test_decode_peek_declines(void **state)
+{
+    (void)state;
+    struct owfp_pkt q;
+    struct fb f = {0};
+    eth(&f, 0x0800);
+    size_t ip = ipv4(&f, 6, 1, 0x2000, 0); /* more fragments */
+    tcp(&f, "frag");
+    fix_ipv4(&f, ip);
+    assert_false(owfp_decode_peek(DLT_EN10MB, f.b, f.n, &q));
+    f = (struct fb){0};
+    eth(&f, 0x0800);
+    ip = ipv4(&f, 17, 1, 0, 0); /* UDP */
+    fill(&f, 0, 8);
+    fix_ipv4(&f, ip);
+    assert_false(owfp_decode_peek(DLT_EN10MB, f.b, f.n, &q));
+    f = (struct fb){0};
+    eth(&f, 0x86DD);
+    ip = ipv6(&f, 0); /* hop-by-hop options first */
+    fill(&f, 0, 8);
+    tcp(&f, "x");
+    fix_ipv6(&f, ip);
+    assert_false(owfp_decode_peek(DLT_EN10MB, f.b, f.n, &q));
+    f = (struct fb){0};
+    v4_frame(&f, "hello");
+    assert_false(owfp_decode_peek(DLT_EN10MB, f.b, 14 + 20 + 2, &q)); /* ports cut */
+    assert_true(owfp_decode_peek(DLT_EN10MB, f.b, 14 + 20 + 4, &q));
+    assert_false(owfp_decode_peek(DLT_LINUX_SLL, f.b, f.n, &q));
+    f = (struct fb){0};
+    eth(&f, 0x0806); /* ARP */
+    fill(&f, 0, 28);
+    assert_false(owfp_decode_peek(DLT_EN10MB, f.b, f.n, &q));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decode_peek_agrees_with_decode),
+        cmocka_unit_test(test_decode_peek_declines),
         cmocka_unit_test(test_decode_ethernet_ipv4_tcp_fields),
         cmocka_unit_test(test_decode_ethernet_ipv6_tcp_fields),
         cmocka_unit_test(test_decode_ethernet_padding_uses_ip_length),

@@ -1496,9 +1496,91 @@ static void test_S25_inline_injection_skips_injector_and_its_sublayer(void **sta
     done();
 }
 
+/* ---- descriptors and hints --------------------------------------------- */
+
+/* A callout that, from its classify, indicates on another flow (nesting
+ * classifies deeper than the engine keeps descriptor arrays per depth):
+ * each level must find its own stream data intact afterwards. */
+#define NEST 7
+static owfp_flow *g_nest[NEST];
+static int g_depth;
+
+static void hook_nest(struct co *c, int call, const FWPS_INCOMING_VALUES0 *in,
+                      const FWPS_INCOMING_METADATA_VALUES0 *meta,
+                      FWPS_STREAM_CALLOUT_IO_PACKET0 *io, FWPS_CLASSIFY_OUT0 *out)
+{
+    (void)c, (void)call, (void)in, (void)meta, (void)out;
+    char want[24], got[24];
+    SIZE_T n = 0;
+    snprintf(want, sizeof(want), "level %d", g_depth);
+    if (++g_depth < NEST) {
+        char next[24];
+        snprintf(next, sizeof(next), "level %d", g_depth);
+        struct owfp_stream_result r;
+        if (owfp_stream_indicate(g_nest[g_depth], SEND, next, strlen(next), 0, &r) !=
+                STATUS_SUCCESS ||
+            r.dir[SEND].nspans != 1 || r.dir[SEND].spans[0].len != strlen(next))
+            g.hook_status[g.nhook_status < 8 ? g.nhook_status++ : 7] = STATUS_UNSUCCESSFUL;
+    }
+    g_depth--;
+    FwpsCopyStreamDataToBuffer0(io->streamData, got, sizeof(got) - 1, &n);
+    got[n] = 0;
+    if (strcmp(got, want) != 0 || io->streamData->dataLength != strlen(want))
+        g.hook_status[g.nhook_status < 8 ? g.nhook_status++ : 7] = STATUS_INTERNAL_ERROR;
+}
+
+static void test_nested_classifies_keep_their_descriptors(void **state)
+{
+    (void)state;
+    reset();
+    reg(0, 0);
+    sf(0, NULL, FWP_ACTION_CALLOUT_INSPECTION, 1);
+    g.co[0].hook = hook_nest;
+    for (int i = 0; i < NEST; i++) {
+        struct owfp_flow_params p = h_params4((uint16_t)(50000 + i), 80, OWFP_OUTBOUND);
+        g_nest[i] = h_open(&p, NULL);
+    }
+    g_depth = 0;
+    for (int round = 0; round < 2; round++) {
+        ind(g_nest[0], SEND, "level 0");
+        assert_int_equal(g.nhook_status, 0);
+    }
+    assert_int_equal(g.co[0].n, 2 * NEST);
+    assert_out(SEND, "level 0level 0");
+    for (int i = 0; i < NEST; i++)
+        owfp_flow_close(g_nest[i]);
+    atomic_store(&g.reentered, false); /* nesting is what this test does */
+    done();
+}
+
+/* owfp_flow_prefetch is a hint: at any depth, before or after the flow has
+ * stream state, it changes nothing. */
+static void test_flow_prefetch_changes_nothing(void **state)
+{
+    (void)state;
+    reset();
+    reg(0, 0);
+    sf(0, NULL, FWP_ACTION_CALLOUT_INSPECTION, 1);
+    owfp_flow *f = open4();
+    owfp_flow_prefetch(NULL, 0);
+    for (unsigned depth = 0; depth < 4; depth++)
+        owfp_flow_prefetch(f, depth);
+    ind(f, SEND, "one");
+    for (unsigned depth = 0; depth < 4; depth++)
+        owfp_flow_prefetch(f, depth);
+    ind(f, SEND, "two");
+    assert_int_equal(g.co[0].n, 2);
+    assert_rec(&g.co[0].rec[1], "two");
+    assert_out(SEND, "onetwo");
+    owfp_flow_close(f);
+    done();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_nested_classifies_keep_their_descriptors, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_flow_prefetch_changes_nothing, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S1_payload_of_both_directions_at_stream_v4_and_v6, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S2_direction_field_is_the_connections_not_the_segments, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_S3_conditions_select_the_flows_a_stream_filter_sees, h_setup, h_teardown),

@@ -1044,6 +1044,49 @@ static void test_tracker_ipv6(void **state)
     expect(&f, "e2:capture x1 x2");
 }
 
+/* ---- looking ahead ------------------------------------------------------ */
+
+/* A hint finds the connection of a segment to come, from either side, and
+ * follows the table: nothing before the connection exists, the new one
+ * after the old is forgotten. Hints change no event. */
+static void test_tracker_hint_follows_the_table(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct owfp_tracker_config cfg = {.max_closed = 1};
+    fx_init(&f, &cfg);
+    struct owfp_tracker_hint from_cli, from_srv, other;
+    struct owfp_pkt p = pkt(&CLI, &SRV, ACK, 0, 0, NULL);
+    owfp_tracker_hint(f.t, &p, &from_cli);
+    p = pkt(&SRV, &CLI, ACK, 0, 0, NULL);
+    owfp_tracker_hint(f.t, &p, &from_srv);
+    struct ep b = client(40001);
+    p = pkt(&b, &SRV, ACK, 0, 0, NULL);
+    owfp_tracker_hint(f.t, &p, &other);
+    owfp_tracker_hint_fetch(f.t, &from_cli); /* an empty table: nothing to fetch */
+    assert_null(owfp_tracker_hint_conn(f.t, &from_cli));
+
+    struct owfp_conn *c = handshake(&f, 1000, 5000);
+    expect(&f, "o1:40000");
+    owfp_tracker_hint_fetch(f.t, &from_cli);
+    assert_ptr_equal(owfp_tracker_hint_conn(f.t, &from_cli), c);
+    assert_ptr_equal(owfp_tracker_hint_conn(f.t, &from_srv), c);
+    assert_null(owfp_tracker_hint_conn(f.t, &other));
+
+    /* Closed, it lingers and is still the hint's; once a second closed
+     * connection pushes it out (max_closed 1), the hint no longer names it. */
+    c2s(&f, RST, 1001, 0, NULL);
+    assert_ptr_equal(owfp_tracker_hint_conn(f.t, &from_cli), c);
+    struct owfp_conn *c2 = handshake_between(&f, &b, &SRV, 100, 500);
+    assert_ptr_equal(owfp_tracker_hint_conn(f.t, &other), c2);
+    tx(&f, &b, &SRV, RST, 101, 0, NULL);
+    expect(&f, "r1.0 e1:rst o2:40001 r2.0 e2:rst x1");
+    assert_null(owfp_tracker_hint_conn(f.t, &from_cli));
+    assert_ptr_equal(owfp_tracker_hint_conn(f.t, &other), c2);
+    fx_done(&f);
+    expect(&f, "x2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1076,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_tracker_touch_step_capture_end_order),
         cmocka_unit_test(test_tracker_sequence_wrap),
         cmocka_unit_test(test_tracker_ipv6),
+        cmocka_unit_test(test_tracker_hint_follows_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -190,6 +190,14 @@ owfp_status owfp_stream_poll(owfp_flow *flow, struct owfp_stream_result *result)
 typedef void (*owfp_wakeup_fn)(void *arg, owfp_flow *flow);
 owfp_status owfp_flow_set_wakeup(owfp_flow *flow, owfp_wakeup_fn fn, void *arg);
 
+/* A hint for a data plane that knows which flow its next calls are for:
+ * asks the CPU for the flow's state ahead of the call, and has no other
+ * effect. Each step reads what the one before fetched, so a caller looking
+ * a few packets ahead calls it with depth 0 (the flow), then, a packet or
+ * so later, 1 (its stream state), then 2 (the stages of its stream path).
+ * On the owner thread only. */
+void owfp_flow_prefetch(owfp_flow *flow, unsigned depth);
+
 /* Engine statistics for tests and benchmarks. */
 struct owfp_engine_stats {
     uint64_t flows_open;

@@ -36,6 +36,18 @@ void *owfp_hmap_find(const struct owfp_hmap *m, uint64_t hash, owfp_hmap_eq eq, 
     }
 }
 
+void *owfp_hmap_peek(const struct owfp_hmap *m, uint64_t hash)
+{
+    if (!m->capacity)
+        return NULL;
+    size_t mask = m->capacity - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const struct owfp_hmap_slot *s = &m->slots[i];
+        if (!s->value || s->hash == hash)
+            return s->value;
+    }
+}
+
 static bool rehash(struct owfp_hmap *m, size_t capacity)
 {
     struct owfp_hmap_slot *slots = owfp_calloc(capacity, sizeof(*slots));

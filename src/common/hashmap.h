@@ -31,6 +31,15 @@ void owfp_hmap_remove(struct owfp_hmap *m, uint64_t hash, const void *value);
 /* Makes sure `extra` more inserts cannot fail for lack of memory. */
 bool owfp_hmap_reserve(struct owfp_hmap *m, size_t extra);
 void owfp_hmap_free(struct owfp_hmap *m);
+/* Hints for a lookup to come, no effect on the map: ask the CPU for the
+ * home slot of `hash`; the first value stored under `hash` (unverified:
+ * maybe not the one a lookup would find), once the slot has arrived. */
+static inline void owfp_hmap_prefetch(const struct owfp_hmap *m, uint64_t hash)
+{
+    if (m->capacity)
+        __builtin_prefetch(&m->slots[hash & (m->capacity - 1)]);
+}
+void *owfp_hmap_peek(const struct owfp_hmap *m, uint64_t hash);
 /* Iteration: the value in slot i (0 <= i < capacity), or NULL. */
 void *owfp_hmap_at(const struct owfp_hmap *m, size_t i);
 

@@ -123,6 +123,7 @@ void owfp_engine_destroy(owfp_engine *e)
     pthread_mutex_unlock(&create_lock);
     owfp_rcu_reclaim(true);
     owfp_item_cache_drop();
+    owfp_stream_desc_cache_drop();
     free_engine(e);
 }
 

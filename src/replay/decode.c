@@ -623,3 +623,51 @@ enum owfp_decode_result owfp_decode(struct owfp_decoder *d, int dlt, const uint8
     count(&d->stats, r, out);
     return r;
 }
+
+/* ---- looking ahead ---- */
+
+/* The IP header at `ip` (`cap` bytes captured from it), for owfp_decode_peek. */
+static bool peek_ip(const uint8_t *ip, uint32_t cap, struct owfp_pkt *out)
+{
+    const uint8_t *tcp;
+    if (cap >= 20 && ip[0] >> 4 == 4) {
+        uint32_t ihl = (uint32_t)(ip[0] & 0x0F) * 4;
+        /* Fragments (MF or an offset) are the decoder's to reassemble. */
+        if (ihl < 20 || ip[9] != PROTO_TCP || (be16(ip + 6) & 0x3FFF) || cap < ihl + 4)
+            return false;
+        set_addrs4(out, ip);
+        tcp = ip + ihl;
+    } else if (cap >= 44 && ip[0] >> 4 == 6) {
+        if (ip[6] != PROTO_TCP)
+            return false; /* extension headers: not worth walking for a hint */
+        out->ip_version = 6;
+        memcpy(out->src, ip + 8, 16);
+        memcpy(out->dst, ip + 24, 16);
+        tcp = ip + 40;
+    } else {
+        return false;
+    }
+    out->sport = be16(tcp);
+    out->dport = be16(tcp + 2);
+    return true;
+}
+
+bool owfp_decode_peek(int dlt, const uint8_t *frame, uint32_t caplen, struct owfp_pkt *out)
+{
+    enum link k = link_kind(dlt);
+    if (k == LINK_RAW || k == LINK_IPV4 || k == LINK_IPV6)
+        return peek_ip(frame, caplen, out);
+    if (k != LINK_ETHER || caplen < 14)
+        return false;
+    uint32_t off = 14;
+    uint16_t type = be16(frame + 12);
+    for (unsigned tags = 0; is_vlan_tpid(type) && tags < 2; tags++) {
+        if (caplen < off + 4)
+            return false;
+        type = be16(frame + off + 2);
+        off += 4;
+    }
+    if (type != ETHERTYPE_IPV4 && type != ETHERTYPE_IPV6)
+        return false;
+    return peek_ip(frame + off, caplen - off, out);
+}

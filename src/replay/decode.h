@@ -24,6 +24,7 @@
 #ifndef OPENWFP_REPLAY_DECODE_H
 #define OPENWFP_REPLAY_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,5 +113,12 @@ enum owfp_decode_result owfp_decode(struct owfp_decoder *d, int dlt, const uint8
                                     struct owfp_pkt *out);
 
 const struct owfp_decode_stats *owfp_decoder_stats(const struct owfp_decoder *d);
+
+/* A frame's TCP endpoints without decoding it: ip_version, src, dst, sport
+ * and dport of *out, for the plain cases (Ethernet with up to two VLAN
+ * tags, or raw IP; IPv4 unfragmented, IPv6 without extension headers).
+ * Only a hint, to fetch a connection's state ahead of its packet: it keeps
+ * no state and does not check what owfp_decode() checks. */
+bool owfp_decode_peek(int dlt, const uint8_t *frame, uint32_t caplen, struct owfp_pkt *out);
 
 #endif

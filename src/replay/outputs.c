@@ -41,7 +41,7 @@ void owfp_outputs_open(struct owfp_replay *r, struct owfp_rconn *rc)
     if (r->files)
         owfp_stream_files_open(r->files, rc);
     if (r->pcap)
-        owfp_pcap_out_open(r->pcap, rc->conn);
+        owfp_pcap_out_open(r->pcap, owfp_rconn_conn(rc));
 }
 
 void owfp_outputs_bytes(struct owfp_replay *r, struct owfp_rconn *rc, int side,
@@ -51,7 +51,7 @@ void owfp_outputs_bytes(struct owfp_replay *r, struct owfp_rconn *rc, int side,
     if (r->files)
         owfp_stream_files_write(r->files, rc, side, p, n);
     if (r->pcap)
-        owfp_pcap_out_bytes(r->pcap, rc->conn, side, p, n);
+        owfp_pcap_out_bytes(r->pcap, owfp_rconn_conn(rc), side, p, n);
 }
 
 void owfp_outputs_gap(struct owfp_replay *r, struct owfp_rconn *rc, int side, uint64_t n)
@@ -62,7 +62,7 @@ void owfp_outputs_gap(struct owfp_replay *r, struct owfp_rconn *rc, int side, ui
 void owfp_outputs_fin(struct owfp_replay *r, struct owfp_rconn *rc, int side)
 {
     if (r->pcap)
-        owfp_pcap_out_fin(r->pcap, rc->conn, side);
+        owfp_pcap_out_fin(r->pcap, owfp_rconn_conn(rc), side);
 }
 
 void owfp_outputs_reset(struct owfp_replay *r, struct owfp_rconn *rc)
@@ -70,7 +70,7 @@ void owfp_outputs_reset(struct owfp_replay *r, struct owfp_rconn *rc)
     /* A RST from the capture is written as captured, at its own frame; only
      * a reset the engine decided needs RSTs made up. */
     if (r->pcap && (rc->dropped || rc->blocked))
-        owfp_pcap_out_reset(r->pcap, rc->conn);
+        owfp_pcap_out_reset(r->pcap, owfp_rconn_conn(rc));
 }
 
 void owfp_outputs_end(struct owfp_replay *r, struct owfp_rconn *rc)

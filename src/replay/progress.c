@@ -40,10 +40,9 @@ void owfp_progress_init(struct owfp_progress *p, bool wanted, const char *const 
     p->start = p->last = now_s();
 }
 
-void owfp_progress_file(struct owfp_progress *p, const char *name, FILE *f)
+void owfp_progress_file(struct owfp_progress *p, const char *name)
 {
     p->done_before += p->file_size;
-    p->file = f;
     p->file_size = size_of(name);
 }
 
@@ -58,7 +57,7 @@ static void human(double v, const char *unit, char *buf, size_t n)
     snprintf(buf, n, "%.1f %s%s", v, pre[i], unit);
 }
 
-void owfp_progress_update(struct owfp_progress *p, uint64_t packets)
+void owfp_progress_update(struct owfp_progress *p, uint64_t packets, long long pos)
 {
     if (!p->enabled)
         return;
@@ -66,7 +65,6 @@ void owfp_progress_update(struct owfp_progress *p, uint64_t packets)
     if (t - p->start < SHOW_AFTER_S || t - p->last < REDRAW_EVERY_S)
         return;
     p->last = t;
-    long pos = p->file ? ftell(p->file) : -1;
     uint64_t done = p->done_before + (pos > 0 ? (uint64_t)pos : 0);
     double el = t - p->start, rate = (double)done / el;
     char b[32], r[32], eta[32] = "?";

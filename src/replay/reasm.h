@@ -114,16 +114,17 @@ struct owfp_reasm_stats {
 
 struct owfp_reasm_seg;
 
+/* What a segment in order reads and writes comes first (see conn.h). */
 struct owfp_reasm {
     uint32_t base_seq;   /* sequence number of offset 0 */
     uint64_t next;       /* offset of the next byte to deliver */
     uint64_t fin_off;    /* offset of the FIN, or UINT64_MAX */
+    struct owfp_reasm_seg *ooo; /* buffered segments: splay tree by offset */
+    struct owfp_reasm_stats stats;
     uint64_t skip_lo;    /* most recent skipped range [skip_lo, skip_hi) */
     uint64_t skip_hi;
-    struct owfp_reasm_seg *ooo; /* buffered segments: splay tree by offset */
     uint64_t ooo_bytes;
     uint64_t run_end;    /* [next, run_end) is all buffered, before the FIN (LAST's hint) */
-    struct owfp_reasm_stats stats;
 };
 
 /* Starts a direction whose first byte has sequence number `first_seq`

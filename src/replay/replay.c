@@ -9,6 +9,7 @@
 
 #include <openwfp/kernel.h>
 
+#include "replay/capture.h"
 #include "replay/decode.h"
 #include "replay/progress.h"
 #include "replay/replay_conn.h"
@@ -22,40 +23,105 @@
 #define TAPE_MAX (16u << 20)
 /* How long one work item a tape runs may take before the replay goes on. */
 #define TAPE_WORK_MS 5000u
+#define AHEAD_LAST 3        /* the last step of a hint: the flow's stages */
+
+/* One step of a hint (see struct owfp_ahead): the connection's lines, then
+ * its flow's state three levels deep, unless the engine does not look at
+ * the connection's bytes (no flow, blocked, offloaded), which ends it. */
+static void ahead_step(struct owfp_replay *r, struct owfp_ahead *a)
+{
+    if (a->step > AHEAD_LAST)
+        return;
+    unsigned step = a->step++;
+    if (step == 0)
+        owfp_tracker_hint_fetch(r->tracker, &a->h);
+    else if (!owfp_replay_hint_flow(r, &a->h, step - 1))
+        a->step = AHEAD_LAST + 1;
+}
+
+/* Looking ahead costs a few hundred instructions a packet and pays when
+ * the engine inspects most packets' bytes (its flow, stream and stages
+ * are then fetched early); a connection's table slot and lines alone are
+ * not worth it. So it runs for the next EXPIRE_EVERY packets if at least
+ * a quarter of the last ones went to the stream layer. */
+static void decide_look_ahead(struct owfp_replay *r)
+{
+    bool on = r->indicated * 4 >= EXPIRE_EVERY;
+    if (on && !r->looking_ahead)
+        r->nahead = 0; /* hints left from before are stale */
+    r->looking_ahead = on;
+    r->indicated = 0;
+}
+
+/* Before the record at `off` is replayed: its hint is done with, the others
+ * go a step further, and new ones are made for the records after them
+ * (each record is looked at once; a run of frames that are not TCP is
+ * skipped a few at a time). */
+static void look_ahead(struct owfp_replay *r, struct owfp_capture *cap, int dlt, uint64_t off)
+{
+    while (r->nahead && r->ahead[r->first].off <= off) {
+        r->first = (r->first + 1) % OWFP_LOOKAHEAD;
+        r->nahead--;
+    }
+    for (unsigned i = 0; i < r->nahead; i++)
+        ahead_step(r, &r->ahead[(r->first + i) % OWFP_LOOKAHEAD]);
+    for (unsigned looked = 0; r->nahead < OWFP_LOOKAHEAD && looked < 2 * OWFP_LOOKAHEAD;
+         looked++) {
+        struct owfp_ahead *a = &r->ahead[(r->first + r->nahead) % OWFP_LOOKAHEAD];
+        const uint8_t *frame;
+        uint32_t caplen;
+        struct owfp_pkt p;
+        if (!owfp_capture_peek(cap, &r->ahead_cursor, &a->off, &frame, &caplen))
+            break;
+        if (owfp_decode_peek(dlt, frame, caplen, &p)) {
+            a->step = 0;
+            owfp_tracker_hint(r->tracker, &p, &a->h);
+            r->nahead++;
+        }
+    }
+}
 
 static int replay_file(struct owfp_replay *r, const char *name)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
-    pcap_t *p = pcap_open_offline(name, err);
-    if (!p) {
+    struct owfp_capture *cap = owfp_capture_open(name, true, err, sizeof(err));
+    if (!cap) {
         fprintf(stderr, "openwfp replay: %s: %s\n", name, err);
         return 1;
     }
-    int dlt = pcap_datalink(p);
+    int dlt = owfp_capture_dlt(cap);
     if (!owfp_decode_link_supported(dlt)) {
         fprintf(stderr, "openwfp replay: %s: link type %s (%d) is not supported\n", name,
                 pcap_datalink_val_to_name(dlt) ? pcap_datalink_val_to_name(dlt) : "?", dlt);
-        pcap_close(p);
+        owfp_capture_close(cap);
         return 1;
     }
-    owfp_progress_file(&r->progress, name, pcap_file(p));
-    struct pcap_pkthdr *h;
-    const u_char *frame;
+    owfp_progress_file(&r->progress, name);
+    struct owfp_capture_rec rec;
     int ret, status = 0;
-    while ((ret = pcap_next_ex(p, &h, &frame)) == 1) {
-        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000 + (uint64_t)h->ts.tv_usec;
-        owfp_replay_frame(r, dlt, frame, h->caplen, h->len, ts);
+    r->first = r->nahead = 0;
+    r->ahead_cursor = 0;
+    for (;;) {
+        /* Only a mapped file can be looked into ahead of reading. */
+        bool ahead = r->looking_ahead && owfp_capture_is_mapped(cap);
+        long long off = ahead ? owfp_capture_pos(cap) : -1;
+        if ((ret = owfp_capture_next(cap, &rec)) != 1)
+            break;
+        if (off >= 0)
+            look_ahead(r, cap, dlt, (uint64_t)off);
+        owfp_replay_frame(r, dlt, rec.data, rec.caplen, rec.len, rec.ts_us);
         if (++r->packets % EXPIRE_EVERY == 0) {
-            owfp_tracker_expire(r->tracker, ts);
-            owfp_progress_update(&r->progress, r->packets);
+            owfp_tracker_expire(r->tracker, rec.ts_us);
+            owfp_progress_update(&r->progress, r->packets, owfp_capture_pos(cap));
+            decide_look_ahead(r);
         }
     }
-    if (ret == PCAP_ERROR) {
-        fprintf(stderr, "openwfp replay: %s: %s (after %llu packets)\n", name, pcap_geterr(p),
-                (unsigned long long)r->packets);
+    if (ret < 0) {
+        fprintf(stderr, "openwfp replay: %s: %s (after %llu packets)\n", name,
+                owfp_capture_error(cap), (unsigned long long)r->packets);
         status = 1;
     }
-    pcap_close(p);
+    owfp_capture_close(cap);
     return status;
 }
 

@@ -71,7 +71,7 @@ static void take(struct owfp_replay *r, struct owfp_rconn *rc, const struct owfp
     for (int dir = 0; dir < 2; dir++) {
         int side = dir == OWFP_STREAM_SEND ? rc->send_side : 1 - rc->send_side;
         const struct owfp_stream_output *o = &res->dir[dir];
-        struct owfp_rdir *d = &rc->d[side];
+        struct owfp_rside *d = &rc->d[side];
         for (size_t i = 0; i < o->nspans; i++) {
             const struct owfp_span *sp = &o->spans[i];
             bool inj = sp->origin == OWFP_SPAN_INJECTED;
@@ -83,8 +83,8 @@ static void take(struct owfp_replay *r, struct owfp_rconn *rc, const struct owfp
         }
         if (o->state & OWFP_DIR_DEFERRED)
             rc->deferred = true;
-        if ((o->state & OWFP_DIR_FIN) && !d->fin_out) {
-            d->fin_out = true;
+        if ((o->state & OWFP_DIR_FIN) && !rc->fin_out[side]) {
+            rc->fin_out[side] = true;
             owfp_outputs_fin(r, rc, side);
         }
     }
@@ -192,7 +192,7 @@ static void settle(struct owfp_replay *r)
 
 static void flow_params(const struct owfp_rconn *rc, struct owfp_flow_params *fp)
 {
-    const struct owfp_conn *c = rc->conn;
+    const struct owfp_conn *c = owfp_rconn_conn(rc);
     int l = rc->send_side, rm = 1 - l;
     memset(fp, 0, sizeof(*fp));
     fp->ip_version = c->key.ip_version;
@@ -212,15 +212,10 @@ static void flow_params(const struct owfp_rconn *rc, struct owfp_flow_params *fp
 static void ev_open(void *arg, struct owfp_conn *c)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = calloc(1, sizeof(*rc));
-    c->user = rc;
+    struct owfp_rconn *rc = owfp_conn_user(c);
     r->totals.conns++;
-    if (!rc) {
-        r->totals.errors++;
-        return;
-    }
+    rc->live = true;
     rc->replay = r;
-    rc->conn = c;
     rc->send_side = send_side_of(r, c);
     struct owfp_flow_params fp;
     flow_params(rc, &fp);
@@ -247,10 +242,9 @@ static void ev_data(void *arg, struct owfp_conn *c, int side, const uint8_t *p, 
                     uint32_t flags)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = c->user;
-    if (!rc)
+    struct owfp_rconn *rc = owfp_conn_user(c);
+    if (!rc->live)
         return;
-    rc->d[side].seen += n;
     if (rc->offloaded && !rc->dropped) {
         rc->d[side].permitted += n;
         owfp_outputs_bytes(r, rc, side, p, n, false);
@@ -261,6 +255,7 @@ static void ev_data(void *arg, struct owfp_conn *c, int side, const uint8_t *p, 
     uint32_t mods = (flags & OWFP_REASM_PUSH ? OWFP_STREAM_PUSH : 0) |
                     (flags & OWFP_REASM_URGENT ? OWFP_STREAM_URGENT : 0);
     struct owfp_stream_result res = {0};
+    r->indicated++;
     owfp_status st = owfp_stream_indicate(rc->flow, owfp_rconn_dir(rc, side), p, n, mods, &res);
     if (!STATUS_OK(st)) {
         note_error(rc, st);
@@ -272,11 +267,9 @@ static void ev_data(void *arg, struct owfp_conn *c, int side, const uint8_t *p, 
 static void ev_gap(void *arg, struct owfp_conn *c, int side, uint64_t n)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = c->user;
-    if (!rc)
+    struct owfp_rconn *rc = owfp_conn_user(c);
+    if (!rc->live)
         return;
-    rc->d[side].gap_bytes += n;
-    rc->d[side].gaps++;
     owfp_outputs_gap(r, rc, side, n);
     if (!inspected(rc))
         return;
@@ -290,13 +283,13 @@ static void ev_gap(void *arg, struct owfp_conn *c, int side, uint64_t n)
 static void ev_fin(void *arg, struct owfp_conn *c, int side)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = c->user;
-    if (!rc)
+    struct owfp_rconn *rc = owfp_conn_user(c);
+    if (!rc->live)
         return;
     if (!inspected(rc)) {
         /* Nothing inspects it: the FIN passes as it came (unless blocked). */
-        if (rc->offloaded && !rc->dropped && !rc->d[side].fin_out) {
-            rc->d[side].fin_out = true;
+        if (rc->offloaded && !rc->dropped && !rc->fin_out[side]) {
+            rc->fin_out[side] = true;
             owfp_outputs_fin(r, rc, side);
         }
         return;
@@ -311,8 +304,8 @@ static void ev_fin(void *arg, struct owfp_conn *c, int side)
 static void ev_rst(void *arg, struct owfp_conn *c, int side)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = c->user;
-    if (!rc)
+    struct owfp_rconn *rc = owfp_conn_user(c);
+    if (!rc->live)
         return;
     /* What callouts still hold out of band was sent before the RST. Not so
      * in a tape: there, as on Windows, a reset may overtake queued work
@@ -348,37 +341,55 @@ static void add_reasm(struct owfp_reasm_stats *t, const struct owfp_reasm_stats 
     t->bad_fins += s->bad_fins;
 }
 
+void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *out)
+{
+    /* Every byte the reassembly delivered or skipped went through ev_data
+     * or ev_gap while the connection was live. */
+    const struct owfp_reasm_stats *st = &owfp_rconn_conn(rc)->d[side].r.stats;
+    const struct owfp_rside *d = &rc->d[side];
+    *out = (struct owfp_rdir){
+        .seen = st->delivered,
+        .permitted = d->permitted,
+        .injected = d->injected,
+        .gap_bytes = st->gap_bytes,
+        .gaps = st->gaps,
+        .refused = d->refused,
+        .fin_out = rc->fin_out[side],
+    };
+}
+
 static void count_totals(struct owfp_replay_totals *t, const struct owfp_rconn *rc)
 {
     for (int side = 0; side < 2; side++)
-        add_reasm(&t->reasm, &rc->conn->d[side].r.stats);
+        add_reasm(&t->reasm, &owfp_rconn_conn(rc)->d[side].r.stats);
     t->blocked += rc->blocked;
     t->dropped += rc->dropped;
     t->offloaded += rc->offloaded;
     t->deferred += rc->deferred;
     t->errors += rc->error != 0;
     for (int side = 0; side < 2; side++) {
-        const struct owfp_rdir *s = &rc->d[side];
+        struct owfp_rdir s;
+        owfp_rconn_rdir(rc, side, &s);
         struct owfp_rdir *d = &t->d[owfp_rconn_dir(rc, side)];
-        d->seen += s->seen;
-        d->permitted += s->permitted;
-        d->injected += s->injected;
-        d->gap_bytes += s->gap_bytes;
-        d->gaps += s->gaps;
-        d->refused += s->refused;
+        d->seen += s.seen;
+        d->permitted += s.permitted;
+        d->injected += s.injected;
+        d->gap_bytes += s.gap_bytes;
+        d->gaps += s.gaps;
+        d->refused += s.refused;
     }
 }
 
 static void ev_end(void *arg, struct owfp_conn *c)
 {
     struct owfp_replay *r = arg;
-    struct owfp_rconn *rc = c->user;
+    struct owfp_rconn *rc = owfp_conn_user(c);
     if (!c->opened) {
         /* A handshake that never completed: no flow, but still a connection. */
         r->totals.conns++;
         return;
     }
-    if (!rc)
+    if (!rc->live)
         return;
     if (rc->flow) {
         settle(r);
@@ -390,8 +401,17 @@ static void ev_end(void *arg, struct owfp_conn *c)
     count_totals(&r->totals, rc);
     if (!r->opt.quiet)
         owfp_report_conn(r->out, r->opt.json, rc);
-    c->user = NULL;
-    free(rc);
+    rc->live = false;
+}
+
+bool owfp_replay_hint_flow(struct owfp_replay *r, struct owfp_tracker_hint *h, unsigned depth)
+{
+    struct owfp_conn *c = owfp_tracker_hint_conn(r->tracker, h);
+    const struct owfp_rconn *rc = c ? owfp_conn_user(c) : NULL;
+    if (!rc || !rc->live || !inspected(rc))
+        return false;
+    owfp_flow_prefetch(rc->flow, depth);
+    return true;
 }
 
 static void ev_forget(void *arg, struct owfp_conn *c)
@@ -421,6 +441,7 @@ struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt)
         .idle_timeout_us = opt->flow_timeout_us,
         .max_conns = opt->max_conns,
         .touch_step_us = TOUCH_STEP_US,
+        .user_size = sizeof(struct owfp_rconn),
     };
     owfp_progress_init(&r->progress, opt->progress && !opt->quiet, opt->captures, opt->ncaptures);
     r->decoder = owfp_decoder_new(NULL);

@@ -20,7 +20,7 @@ struct owfp_tracker;
 struct owfp_stream_files;
 struct owfp_pcap_out;
 
-/* Byte counts of one direction. */
+/* Byte counts of one direction, as reported. */
 struct owfp_rdir {
     uint64_t seen;      /* reassembled bytes handed on (holes excluded) */
     uint64_t permitted; /* original bytes the callouts let through */
@@ -31,27 +31,55 @@ struct owfp_rdir {
     bool fin_out;       /* the FIN was released */
 };
 
+/* What a connection keeps of a direction beyond the reassembly's own
+ * counts (bytes seen and holes: owfp_rconn_rdir). */
+struct owfp_rside {
+    uint64_t permitted;
+    uint64_t injected;
+    uint64_t refused;
+};
+
+/* The replay's state of one connection, kept in the tracker's connection
+ * (owfp_conn_user): it is created zeroed with it, is live from the open
+ * event to the end event, and is freed with it. */
 struct owfp_rconn {
     struct owfp_replay *replay;
-    struct owfp_conn *conn;
     owfp_flow *flow;
+    struct owfp_rconn *woken_next;
+    void *files;        /* --write-streams state */
+    struct owfp_rside d[2]; /* by tracker side */
+    int32_t error;      /* first engine failure, 0 if none */
     uint8_t send_side;  /* the tracker side whose sender is local */
+    bool live;          /* between the open and the end event */
     bool blocked;       /* ALE_FLOW_ESTABLISHED blocked it */
     bool dropped;       /* DROP_CONNECTION or FwpsFlowAbort0 */
     bool offloaded;     /* left the stream layer (ALLOW_CONNECTION, no stream callout) */
     bool deferred;      /* a direction was deferred at some point */
-    int32_t error;      /* first engine failure, 0 if none */
-    struct owfp_rdir d[2]; /* by tracker side */
-    struct owfp_rconn *woken_next;
     bool woken;         /* on the wake-up list (under the lock) */
-    void *files;        /* --write-streams state */
-    void *pcap;         /* --write-pcap state */
+    bool fin_out[2];    /* the FIN was released, by tracker side */
 };
+
+static inline struct owfp_conn *owfp_rconn_conn(const struct owfp_rconn *rc)
+{
+    return owfp_conn_of_user((void *)rc);
+}
 
 struct owfp_replay_totals {
     uint64_t conns, opened, blocked, dropped, offloaded, deferred, errors;
     struct owfp_rdir d[2]; /* summed over connections, by SEND/RECEIVE */
     struct owfp_reasm_stats reasm; /* summed over directions */
+};
+
+/* Looking ahead (replay.c): hints for the records after the one being
+ * replayed, each taken one step further per record, so that what a packet
+ * needs arrives a few packets before it: its table slot, its connection,
+ * its engine flow, the flow's stream state, its stages. */
+#define OWFP_LOOKAHEAD 5
+
+struct owfp_ahead {
+    uint64_t off;  /* of the record in the capture */
+    unsigned step; /* the next step to take */
+    struct owfp_tracker_hint h;
 };
 
 struct owfp_replay {
@@ -75,6 +103,11 @@ struct owfp_replay {
     unsigned tapes;         /* fuzz tapes played (owfp_replay_tape) */
     bool in_tape;           /* a tape is playing: it says when work items run */
     uint64_t tape_clock_us; /* where the last one left the clock */
+    struct owfp_ahead ahead[OWFP_LOOKAHEAD]; /* a ring: nahead from ahead[first] */
+    unsigned first, nahead;
+    uint64_t ahead_cursor; /* the record to look at next */
+    bool looking_ahead;    /* for these packets (replay.c, decide_look_ahead) */
+    uint64_t indicated;    /* data indications to the stream layer since it was decided */
 };
 
 struct owfp_replay *owfp_replay_new(const struct owfp_replay_options *opt);
@@ -90,6 +123,14 @@ int owfp_replay_tape(struct owfp_replay *r, const uint8_t *tape, size_t len);
 /* Ends every connection, prints the totals, frees. Returns 0, or 2 when an
  * output could not be written. */
 int owfp_replay_finish(struct owfp_replay *r);
+
+/* Asks for the engine state of the hint's connection: the flow at depth 0,
+ * deeper as owfp_flow_prefetch() says. False when the engine does not see
+ * the connection's bytes (yet, or any more). */
+bool owfp_replay_hint_flow(struct owfp_replay *r, struct owfp_tracker_hint *h, unsigned depth);
+
+/* Everything counted of one side (tracker side) of a connection. */
+void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *out);
 
 /* The engine direction of a tracker side. */
 static inline enum owfp_stream_direction owfp_rconn_dir(const struct owfp_rconn *rc, int side)

@@ -52,13 +52,16 @@ static void dir_json(FILE *out, const char *name, const struct owfp_rdir *d)
 
 void owfp_report_conn(FILE *out, bool json, const struct owfp_rconn *rc)
 {
-    const struct owfp_conn *c = rc->conn;
+    const struct owfp_conn *c = owfp_rconn_conn(rc);
     int l = rc->send_side;
     char la[OWFP_ADDR_TEXT], ra[OWFP_ADDR_TEXT];
     owfp_addr_text(c->key.ip_version, owfp_conn_addr(c, l), la, sizeof(la));
     owfp_addr_text(c->key.ip_version, owfp_conn_addr(c, 1 - l), ra, sizeof(ra));
     const char *dirn = l == 0 ? "outbound" : "inbound";
-    const struct owfp_rdir *send = &rc->d[l], *recv = &rc->d[1 - l];
+    struct owfp_rdir sd, rd;
+    owfp_rconn_rdir(rc, l, &sd);
+    owfp_rconn_rdir(rc, 1 - l, &rd);
+    const struct owfp_rdir *send = &sd, *recv = &rd;
     if (json) {
         fprintf(out,
                 "{\"conn\":%" PRIu64 ",\"ip\":%u,\"local\":\"%s\",\"local_port\":%u,"

@@ -68,7 +68,7 @@ int owfp_stream_files_free(struct owfp_stream_files *sf)
 
 void owfp_stream_file_name(const struct owfp_rconn *rc, int side, char *buf, size_t n)
 {
-    const struct owfp_conn *c = rc->conn;
+    const struct owfp_conn *c = owfp_rconn_conn(rc);
     int l = rc->send_side;
     char la[OWFP_ADDR_TEXT], ra[OWFP_ADDR_TEXT];
     owfp_addr_text(c->key.ip_version, owfp_conn_addr(c, l), la, sizeof(la));

@@ -35,6 +35,7 @@ struct owfp_tracker {
     struct owfp_tracker_stats st;
     struct owfp_conn **due; /* connections about to end together */
     size_t due_cap;
+    uint64_t added, removed; /* connections put in and taken out of the table */
 };
 
 /* ---- table and lists ------------------------------------------------------ */
@@ -54,9 +55,44 @@ static uint64_t key_hash(const struct owfp_conn_key *k)
     return h;
 }
 
+/* The lines a segment uses besides the key's: its directions and the
+ * user's bytes. */
+static void fetch_conn(const struct owfp_conn *c)
+{
+    const char *p = (const char *)c;
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 128);
+    __builtin_prefetch(&c->d[1]);
+    __builtin_prefetch((const char *)&c->d[1] + 64);
+    __builtin_prefetch(c + 1);
+    __builtin_prefetch((const char *)(c + 1) + 64);
+}
+
+static bool same_key(const struct owfp_conn_key *x, const struct owfp_conn_key *y)
+{
+    uint64_t a[sizeof(*x) / 8], b[sizeof(*y) / 8];
+    memcpy(a, x, sizeof(a));
+    memcpy(b, y, sizeof(b));
+    uint64_t diff = 0;
+    for (size_t i = 0; i < sizeof(a) / 8; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+/* Called for the slot whose hash matches, so nearly always for the
+ * segment's connection: its other lines are asked for before the compare
+ * waits for the first, so that they arrive together rather than one miss
+ * after another. Keys compare as words: make_key() zeroes the padding. */
 static bool key_eq(const void *value, const void *arg)
 {
-    return memcmp(&((const struct owfp_conn *)value)->key, arg, sizeof(struct owfp_conn_key)) == 0;
+    fetch_conn(value);
+    return same_key(&((const struct owfp_conn *)value)->key, arg);
+}
+
+/* A lookup without fetching ahead: the lines are already wanted or here. */
+static bool key_eq_plain(const void *value, const void *arg)
+{
+    return same_key(&((const struct owfp_conn *)value)->key, arg);
 }
 
 static void list_unlink(struct conn_list *l, struct owfp_conn *c)
@@ -181,6 +217,7 @@ static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
     if (t->ev.forget)
         t->ev.forget(t->arg, c);
     owfp_hmap_remove(&t->table, key_hash(&c->key), c);
+    t->removed++;
     if (c->state == OWFP_CONN_CLOSED)
         t->st.lingering--;
     list_unlink(list_of(t, c), c);
@@ -240,13 +277,14 @@ static struct owfp_conn *new_conn(struct owfp_tracker *t, const struct owfp_conn
         t->st.evicted++;
         close_conn(t, t->live.oldest, OWFP_END_EVICTED);
     }
-    struct owfp_conn *c = owfp_calloc(1, sizeof(*c));
+    struct owfp_conn *c = owfp_calloc(1, sizeof(*c) + t->cfg.user_size);
     if (!c)
         return NULL;
     if (!owfp_hmap_insert(&t->table, h, c)) {
         owfp_free(c);
         return NULL;
     }
+    t->added++;
     c->key = *k;
     c->id = ++t->next_id;
     c->first_us = c->last_us = c->listed_us = p->ts_us;
@@ -576,4 +614,38 @@ void owfp_tracker_free(struct owfp_tracker *t)
 const struct owfp_tracker_stats *owfp_tracker_stats(const struct owfp_tracker *t)
 {
     return &t->st;
+}
+
+/* ---- looking ahead ------------------------------------------------------------ */
+
+void owfp_tracker_hint(const struct owfp_tracker *t, const struct owfp_pkt *p,
+                       struct owfp_tracker_hint *h)
+{
+    make_key(p, &h->key);
+    h->hash = key_hash(&h->key);
+    h->conn = NULL;
+    h->added = UINT64_MAX; /* not looked up yet */
+    owfp_hmap_prefetch(&t->table, h->hash);
+}
+
+void owfp_tracker_hint_fetch(const struct owfp_tracker *t, const struct owfp_tracker_hint *h)
+{
+    const struct owfp_conn *c = owfp_hmap_peek(&t->table, h->hash);
+    if (c) {
+        __builtin_prefetch(c);
+        fetch_conn(c);
+    }
+}
+
+/* Looked up again only when the answer may have changed: a connection
+ * found stays valid until one is removed from the table (none is freed
+ * before), and one not found may be there once one was added. */
+struct owfp_conn *owfp_tracker_hint_conn(const struct owfp_tracker *t, struct owfp_tracker_hint *h)
+{
+    if (h->conn ? h->removed != t->removed : h->added != t->added) {
+        h->conn = owfp_hmap_find(&t->table, h->hash, key_eq_plain, &h->key);
+        h->added = t->added;
+        h->removed = t->removed;
+    }
+    return h->conn;
 }

@@ -51,6 +51,11 @@ struct owfp_tracker_config {
      * looks a step further down the list, so timeouts stay exact. Ignored
      * (0) with max_conns: eviction takes the oldest listed. */
     uint64_t touch_step_us;
+    /* Bytes the user keeps in each connection (owfp_conn_user), zeroed at
+     * its creation and kept until it is freed (after forget): one
+     * allocation, and one cache miss less per packet than a separate one.
+     * A lingering closed connection keeps them too. */
+    size_t user_size;
 };
 
 struct owfp_tracker_stats {
@@ -90,5 +95,27 @@ void owfp_tracker_close_all(struct owfp_tracker *t);
 void owfp_tracker_expire(struct owfp_tracker *t, uint64_t now_us);
 
 const struct owfp_tracker_stats *owfp_tracker_stats(const struct owfp_tracker *t);
+
+/*
+ * Looking ahead: a caller that knows the endpoints of segments to come can
+ * have their connections' state fetched into the cache a few segments
+ * before it is needed. Hints change nothing the tracker does.
+ */
+struct owfp_tracker_hint {
+    struct owfp_conn_key key;
+    uint64_t hash;
+    struct owfp_conn *conn; /* the last lookup's answer, as of ... */
+    uint64_t added, removed; /* ... these counts of the tracker's */
+};
+
+/* Makes the hint of a segment to come (ip_version, src, dst, sport and
+ * dport of `p` are read) and asks for its slot in the table. */
+void owfp_tracker_hint(const struct owfp_tracker *t, const struct owfp_pkt *p,
+                       struct owfp_tracker_hint *h);
+/* Asks for the connection's lines; best once the slot has arrived. */
+void owfp_tracker_hint_fetch(const struct owfp_tracker *t, const struct owfp_tracker_hint *h);
+/* The hint's connection, or NULL: a lookup (remembered in the hint while
+ * it holds), nothing else. */
+struct owfp_conn *owfp_tracker_hint_conn(const struct owfp_tracker *t, struct owfp_tracker_hint *h);
 
 #endif

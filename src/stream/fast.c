@@ -23,7 +23,7 @@ enum walk {
 static bool eligible(const struct owfp_stream *s, int d, size_t len)
 {
     const struct owfp_flow *f = s->flow;
-    return !s->out[d].closed && s->out[d].capspans && len < OWFP_STREAM_LIMIT &&
+    return !s->out[d].closed && len < OWFP_STREAM_LIMIT &&
            !atomic_load_explicit(&s->inbox, memory_order_acquire) &&
            !atomic_load_explicit(&f->aborted, memory_order_acquire) &&
            atomic_load_explicit(&f->engine->stream_generation, memory_order_acquire) ==
@@ -34,11 +34,9 @@ static bool eligible(const struct owfp_stream *s, int d, size_t len)
  * general path would have moved the piece from stage to stage with no
  * other queue in use, and would now find it alone at the head of stage k's
  * queue. */
-static void hand_over(struct owfp_stream *s, uint32_t k, int d, const struct owfp_batch *b,
-                      const struct owfp_answer *a)
+static void hand_over(struct owfp_stream *s, uint32_t k, int d, struct owfp_item *it,
+                      const struct owfp_batch *b, const struct owfp_answer *a)
 {
-    struct owfp_item *it = s->spare;
-    s->spare = NULL;
     s->idle = false;
     owfp_queue_push(&s->stages[k].d[d].q, it);
     bool moved = owfp_stream_apply(s, k, d, b, a);
@@ -64,7 +62,7 @@ static enum walk walk(struct owfp_stream *s, int d, struct owfp_item *it)
         atomic_store_explicit(&s->busy_stage, k + 1, memory_order_release);
         bool ok = owfp_stream_classify(s, k, d, &b, it, &a);
         if (!ok || a.injected || a.action != FWPS_STREAM_ACTION_NONE || a.enforced != b.len) {
-            hand_over(s, k, d, &b, ok ? &a : NULL);
+            hand_over(s, k, d, it, &b, ok ? &a : NULL);
             return WALK_HANDED;
         }
         atomic_store_explicit(&s->busy_stage, 0, memory_order_release);
@@ -93,7 +91,8 @@ static void report_idle(struct owfp_stream *s, int d, const uint8_t *data, size_
         ro->held_bytes = 0;
     }
     if (len) {
-        s->out[d].spans[0] = (struct owfp_span){data, len, OWFP_SPAN_ORIGINAL};
+        s->fast_span = (struct owfp_span){data, len, OWFP_SPAN_ORIGINAL};
+        r->dir[d].spans = &s->fast_span;
         r->dir[d].nspans = 1;
         r->dir[d].bytes = len;
     }
@@ -102,30 +101,53 @@ static void report_idle(struct owfp_stream *s, int d, const uint8_t *data, size_
 
 /* Callouts run, and the previous call's items complete (their completion
  * functions are callout code), inside a read section: it is also what
- * refuses PASSIVE-only calls from them. */
+ * refuses PASSIVE-only calls from them. The piece is an item from the
+ * thread's cache: it stays only if an answer hands it to the general path. */
 static bool walk_path(struct owfp_stream *s, int d, const uint8_t *data, size_t len,
                       uint32_t flags, struct owfp_stream_result *r, NTSTATUS *status)
 {
     owfp_rcu_read_lock();
     if (s->delivered.head)
         owfp_queue_clear(&s->delivered, STATUS_SUCCESS); /* the previous call's spans */
-    if (!eligible(s, d, len) || (s->nstages && !s->spare && !(s->spare = owfp_item_new()))) {
+    struct owfp_item *it = NULL;
+    if (!eligible(s, d, len) || (s->nstages && !(it = owfp_item_take()))) {
         owfp_rcu_read_unlock();
         return false;
     }
     enum walk w = WALK_THROUGH;
     if (s->nstages) {
-        *s->spare = (struct owfp_item){
+        *it = (struct owfp_item){
             .data = data, .len = len, .skip_rank = OWFP_NO_SKIP, .modifiers = flags};
-        w = walk(s, d, s->spare);
+        w = walk(s, d, it);
     }
     if (w == WALK_HANDED) {
         *status = owfp_stream_report(s, r);
         return true;
     }
+    if (it)
+        owfp_item_give(it);
     report_idle(s, d, data, w == WALK_THROUGH ? len : 0, r);
     owfp_rcu_read_unlock();
     *status = STATUS_SUCCESS;
+    return true;
+}
+
+/* Whether a flow without a path yet (its first stream call) could build it
+ * here and go on idle: a new path leaves every stage empty and ready, the
+ * state the general path would find after building it. */
+static bool start_path(struct owfp_stream *s)
+{
+    if (s->path_built || s->dropped || atomic_load_explicit(&s->inbox, memory_order_acquire) ||
+        atomic_load_explicit(&s->flow->aborted, memory_order_acquire))
+        return false;
+    owfp_rcu_read_lock();
+    bool ok = NT_SUCCESS(owfp_stream_path_sync(s));
+    owfp_rcu_read_unlock();
+    if (!ok)
+        return false;
+    if (owfp_stream_offloadable(s))
+        s->flow_state |= OWFP_FLOW_OFFLOADABLE;
+    s->idle = true;
     return true;
 }
 
@@ -138,7 +160,7 @@ owfp_status owfp_stream_indicate(owfp_flow *flow, enum owfp_stream_direction dir
     if (f && f->engine == owfp_engine_get() &&
         owfp_stream_indication_valid(dir, data, len, flags, result))
         s = f->stream;
-    if (!s || !s->idle)
+    if (!s || (!s->idle && !start_path(s)))
         return owfp_stream_indicate_general(flow, dir, data, len, flags, result);
     NTSTATUS st = STATUS_SUCCESS;
     if (s->nstages || s->delivered.head) {

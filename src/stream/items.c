@@ -46,23 +46,19 @@ static void make_cache_key(void)
     pthread_key_create(&cache_key, drop_cache);
 }
 
-struct owfp_item *owfp_item_new(void)
+static struct owfp_item *cache_pop(void)
 {
     struct owfp_item *it = cache.head;
     if (it) {
         cache.head = it->next;
         cache.count--;
-    } else if (!(it = owfp_malloc(sizeof(*it)))) {
-        return NULL;
+        return it;
     }
-    *it = (struct owfp_item){.skip_rank = OWFP_NO_SKIP};
-    return it;
+    return owfp_malloc(sizeof(*it));
 }
 
-void owfp_item_free(struct owfp_item *it, NTSTATUS status)
+static void cache_push(struct owfp_item *it)
 {
-    if (it->ref && --it->ref->refs == 0)
-        it->ref->release(it->ref, status);
     if (cache.count >= ITEM_CACHE_MAX) {
         owfp_free(it);
         return;
@@ -75,6 +71,31 @@ void owfp_item_free(struct owfp_item *it, NTSTATUS status)
     it->next = cache.head;
     cache.head = it;
     cache.count++;
+}
+
+struct owfp_item *owfp_item_new(void)
+{
+    struct owfp_item *it = cache_pop();
+    if (it)
+        *it = (struct owfp_item){.skip_rank = OWFP_NO_SKIP};
+    return it;
+}
+
+void owfp_item_free(struct owfp_item *it, NTSTATUS status)
+{
+    if (it->ref && --it->ref->refs == 0)
+        it->ref->release(it->ref, status);
+    cache_push(it);
+}
+
+struct owfp_item *owfp_item_take(void)
+{
+    return cache_pop();
+}
+
+void owfp_item_give(struct owfp_item *it)
+{
+    cache_push(it);
 }
 
 void owfp_item_cache_drop(void)

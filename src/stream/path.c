@@ -67,49 +67,82 @@ static bool is_callout_action(uint32_t type)
     return type & FWP_ACTION_FLAG_CALLOUT;
 }
 
+/* The filters matching a flow and their sublayer ranks; the first few in
+ * place, so building the usual path allocates nothing but its stages. */
+#define FEW_MATCHES 8
+
+struct matches {
+    struct owfp_filter **flt;
+    uint32_t *rank;
+    uint32_t n, cap;
+    struct owfp_filter *few_flt[FEW_MATCHES];
+    uint32_t few_rank[FEW_MATCHES];
+};
+
+static void matches_init(struct matches *m)
+{
+    m->flt = m->few_flt;
+    m->rank = m->few_rank;
+    m->n = 0;
+    m->cap = FEW_MATCHES;
+}
+
+static void matches_free(struct matches *m)
+{
+    if (m->flt != m->few_flt) {
+        owfp_free(m->flt);
+        owfp_free(m->rank);
+    }
+    matches_init(m);
+}
+
+static bool matches_grow(struct matches *m)
+{
+    uint32_t cap = m->cap * 2;
+    struct owfp_filter **flt = owfp_malloc(cap * sizeof(*flt));
+    uint32_t *rank = flt ? owfp_malloc(cap * sizeof(*rank)) : NULL;
+    if (!rank) {
+        owfp_free(flt);
+        return false;
+    }
+    memcpy(flt, m->flt, m->n * sizeof(*flt));
+    memcpy(rank, m->rank, m->n * sizeof(*rank));
+    uint32_t n = m->n;
+    matches_free(m);
+    m->flt = flt;
+    m->rank = rank;
+    m->n = n;
+    m->cap = cap;
+    return true;
+}
+
 /* The matching filters of the current view, in evaluation order, with their
  * sublayer ranks as the view recorded them (the store's sublayer->rank is
  * rewritten by the management thread at every publish). */
-static NTSTATUS matching_filters(struct owfp_stream *s, struct owfp_filter ***out,
-                                 uint32_t **ranks, uint32_t *n)
+static NTSTATUS matching_filters(struct owfp_stream *s, struct matches *m)
 {
     struct owfp_flow *f = s->flow;
     uint16_t layer = f->ip_version == 4 ? FWPS_LAYER_STREAM_V4 : FWPS_LAYER_STREAM_V6;
     const struct owfp_layer_view *view = owfp_view_current(f->engine, layer);
-    *out = NULL;
-    *ranks = NULL;
-    *n = 0;
+    matches_init(m);
     if (!view)
         return STATUS_SUCCESS;
     FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
     FWP_BYTE_ARRAY16 l6, r6;
     owfp_stream_fixed_values(f, values, &l6, &r6);
     FWPS_INCOMING_VALUES0 in = {layer, FWPS_FIELD_STREAM_V4_MAX, values};
-    uint32_t cap = 0;
     for (uint32_t sl = 0; sl < owfp_view_sublayer_count(view); sl++) {
         uint32_t rank = owfp_view_sublayer_rank(view, sl);
         struct owfp_view_iter it;
         owfp_view_iter_init(&it, view, sl, &in);
         struct owfp_filter *flt;
         while ((flt = owfp_view_iter_next(&it))) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 8;
-                struct owfp_filter **grown = owfp_realloc(*out, cap * sizeof(**out));
-                uint32_t *grown_ranks =
-                    grown ? owfp_realloc(*ranks, cap * sizeof(**ranks)) : NULL;
-                if (grown)
-                    *out = grown;
-                if (!grown_ranks) {
-                    owfp_free(*out);
-                    owfp_free(*ranks);
-                    *out = NULL;
-                    *ranks = NULL;
-                    return STATUS_INSUFFICIENT_RESOURCES;
-                }
-                *ranks = grown_ranks;
+            if (m->n == m->cap && !matches_grow(m)) {
+                matches_free(m);
+                return STATUS_INSUFFICIENT_RESOURCES;
             }
-            (*ranks)[*n] = rank;
-            (*out)[(*n)++] = flt;
+            m->rank[m->n] = rank;
+            m->flt[m->n++] = flt;
         }
     }
     return STATUS_SUCCESS;
@@ -163,34 +196,35 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
     uint64_t gen = atomic_load(&e->stream_generation);
     if (s->path_built && gen == s->generation)
         return STATUS_SUCCESS;
-    struct owfp_filter **match;
-    uint32_t *rank;
-    uint32_t nmatch;
-    NTSTATUS st = matching_filters(s, &match, &rank, &nmatch);
+    struct matches m;
+    NTSTATUS st = matching_filters(s, &m);
     if (!NT_SUCCESS(st))
         return st;
-    struct owfp_stage *stages = owfp_calloc(nmatch ? nmatch : 1, sizeof(*stages));
-    int32_t *new_index = owfp_malloc((s->nstages ? s->nstages : 1) * sizeof(*new_index));
-    if (!stages || !new_index) {
+    /* No stages, no array: a flow without stream filters keeps none. */
+    struct owfp_stage *stages = m.n ? owfp_calloc(m.n, sizeof(*stages)) : NULL;
+    int32_t few_index[FEW_MATCHES];
+    int32_t *new_index = s->nstages <= FEW_MATCHES ? few_index
+                                                    : owfp_malloc(s->nstages * sizeof(*new_index));
+    if ((m.n && !stages) || !new_index) {
         owfp_free(stages);
-        owfp_free(new_index);
-        owfp_free(match);
-        owfp_free(rank);
+        if (new_index != few_index)
+            owfp_free(new_index);
+        matches_free(&m);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     for (uint32_t i = 0; i < s->nstages; i++)
         new_index[i] = -1;
     uint32_t n = 0;
-    for (uint32_t i = 0; i < nmatch; i++) {
-        struct owfp_stage *old = find_stage(s, match[i]->rt.filterId);
+    for (uint32_t i = 0; i < m.n; i++) {
+        struct owfp_stage *old = find_stage(s, m.flt[i]->rt.filterId);
         if (old) {
             new_index[old - s->stages] = (int32_t)n;
             stages[n] = *old;
-            stages[n].filter = match[i];
-            stages[n].rank = rank[i];
+            stages[n].filter = m.flt[i];
+            stages[n].rank = m.rank[i];
             n++;
-        } else if (may_join(s, match[i])) {
-            init_stage(&stages[n++], match[i], rank[i], s->path_built);
+        } else if (may_join(s, m.flt[i])) {
+            init_stage(&stages[n++], m.flt[i], m.rank[i], s->path_built);
         }
     }
     /* A stage whose filter went away hands on what it holds as if it had
@@ -206,9 +240,9 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
             owfp_queue_append(successor(s, new_index, stages, i, d), q);
         }
     }
-    owfp_free(new_index);
-    owfp_free(match);
-    owfp_free(rank);
+    if (new_index != few_index)
+        owfp_free(new_index);
+    matches_free(&m);
     /* Other threads look the stages up under the lock (FwpsStreamInjectAsync0,
      * FwpsStreamContinue0). */
     owfp_flow_lock(s->flow);

@@ -7,13 +7,14 @@
 
 struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
 {
+    static _Atomic uint64_t serials;
     if (f->stream)
         return f->stream;
     struct owfp_stream *s = owfp_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->flow = f;
-    owfp_stream_fixed_values(f, s->values, &s->local6, &s->remote6);
+    s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     /* Other threads look at f->stream (injection, continue) under the lock. */
     owfp_flow_lock(f);
     f->stream = s;
@@ -38,9 +39,7 @@ void owfp_stream_destroy(struct owfp_stream *s)
     owfp_flow_lock(f);
     f->stream = NULL;
     owfp_flow_unlock(f);
-    owfp_free(s->spare);
     owfp_free(s->stages);
-    owfp_free(s->desc);
     owfp_free(s);
 }
 
@@ -61,7 +60,7 @@ static uint64_t held_bytes(const struct owfp_stream *s, int d)
 /* Whether the flow may leave the inspection path (spec O1, O4): no stage
  * left that still wants data, none holding any, and every callout that let
  * go allows offload. */
-static bool offloadable(const struct owfp_stream *s)
+bool owfp_stream_offloadable(const struct owfp_stream *s)
 {
     for (uint32_t k = 0; k < s->nstages; k++) {
         const struct owfp_stage *st = &s->stages[k];
@@ -77,11 +76,13 @@ static bool fill_spans(struct owfp_out *o)
     for (struct owfp_item *it = o->q.head; it; it = it->next)
         n += it->kind == OWFP_ITEM_DATA && it->len;
     if (n > o->capspans) {
+        if (n > UINT32_MAX)
+            return false;
         struct owfp_span *sp = owfp_realloc(o->spans, n * sizeof(*sp));
         if (!sp)
             return false;
         o->spans = sp;
-        o->capspans = n;
+        o->capspans = (uint32_t)n;
     }
     o->nspans = 0;
     for (struct owfp_item *it = o->q.head; it; it = it->next) {
@@ -127,6 +128,21 @@ static NTSTATUS begin(owfp_flow *flow, struct owfp_stream **out)
 static bool stage_idle(const struct owfp_stage *st, const struct owfp_stage_dir *sd)
 {
     return !sd->q.head && (st->gone || (!sd->deferred && !sd->waiting && !sd->batch_left));
+}
+
+/* The items that reached the end of the path: those whose bytes a span
+ * points into, or whose completion must wait for the spans' delivery, stay
+ * until the next call; the caller's own bytes and FINs need nothing kept,
+ * so an idle flow holds no item. */
+static void keep_delivered(struct owfp_stream *s, struct owfp_queue *q)
+{
+    struct owfp_item *it;
+    while ((it = owfp_queue_pop(q))) {
+        if (it->ref)
+            owfp_queue_push(&s->delivered, it);
+        else
+            owfp_item_free(it, STATUS_SUCCESS);
+    }
 }
 
 NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
@@ -178,9 +194,9 @@ NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r)
         ro->nspans = o->nspans;
         ro->bytes = o->q.bytes;
         ro->state |= (o->fin ? OWFP_DIR_FIN : 0) | (o->closed ? OWFP_DIR_CLOSED : 0);
-        owfp_queue_append(&s->delivered, &o->q);
+        keep_delivered(s, &o->q);
     }
-    if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && offloadable(s))
+    if (!s->dropped && !(s->flow_state & OWFP_FLOW_OFFLOADABLE) && owfp_stream_offloadable(s))
         s->flow_state |= OWFP_FLOW_OFFLOADABLE;
     r->flow_state = s->flow_state;
     s->idle = idle && !s->dropped;
@@ -310,4 +326,28 @@ owfp_status owfp_flow_set_wakeup(owfp_flow *flow, owfp_wakeup_fn fn, void *arg)
     s->wake_arg = arg;
     owfp_flow_unlock(f);
     return STATUS_SUCCESS;
+}
+
+static void prefetch_lines(const void *p, size_t n)
+{
+    for (size_t off = 0; off < n; off += 64)
+        __builtin_prefetch((const char *)p + off);
+}
+
+void owfp_flow_prefetch(owfp_flow *flow, unsigned depth)
+{
+    const struct owfp_flow *f = (const struct owfp_flow *)flow;
+    if (!f)
+        return;
+    if (depth == 0) {
+        prefetch_lines(f, sizeof(*f));
+        return;
+    }
+    const struct owfp_stream *s = f->stream;
+    if (!s)
+        return;
+    if (depth == 1)
+        prefetch_lines(s, sizeof(*s));
+    else if (s->nstages)
+        prefetch_lines(s->stages, sizeof(*s->stages));
 }

@@ -90,13 +90,14 @@ struct owfp_inbox_op {
 struct owfp_out {
     struct owfp_queue q;       /* reached the end of the path this call */
     struct owfp_span *spans;   /* returned to the data plane */
-    size_t nspans, capspans;
+    uint32_t nspans, capspans;
     bool fin;                  /* FIN released */
     bool closed;               /* the data plane sent FIN or RST */
 };
 
 struct owfp_stream {
     struct owfp_flow *flow;
+    uint64_t serial; /* unique for the process's life: names it to the classify scratch */
     struct owfp_stage *stages;
     uint32_t nstages;
     bool path_built;
@@ -105,12 +106,12 @@ struct owfp_stream {
      * general path. An idle flow's indication may take the fast path. */
     bool idle;
     uint64_t generation;
-    /* The fast path's item: it only joins a queue when an answer needs the
-     * general path, and is then replaced at the next fast indication. */
-    struct owfp_item *spare;
 
     struct owfp_out out[2];
-    struct owfp_queue delivered; /* spans of the previous call: released at the next */
+    /* Items behind the previous call's spans that must outlive them (held
+     * copies, injected NBLs): released, and completed, at the next call. */
+    struct owfp_queue delivered;
+    struct owfp_span fast_span; /* the fast path's one span (fast.c): no allocation */
     uint32_t flow_state;         /* OWFP_FLOW_* */
     bool dropped;
     bool nomem; /* a drop this call was for lack of memory: report it */
@@ -122,15 +123,6 @@ struct owfp_stream {
     _Atomic uint32_t busy_stage;               /* stage index + 1 being stepped, or 0 */
     owfp_wakeup_fn wake;
     void *wake_arg;
-
-    /* The stream layer's incoming values for this flow: they never change. */
-    FWPS_INCOMING_VALUE0 values[FWPS_FIELD_STREAM_V4_MAX];
-    FWP_BYTE_ARRAY16 local6, remote6;
-
-    /* Descriptors shown to callouts; zeroed once, the fields that describe
-     * the data are set for every classify. */
-    struct owfp_desc *desc;
-    size_t ndesc;
 };
 
 /* One NBL/NB/MDL triple describing one item to a callout. */
@@ -235,6 +227,10 @@ static inline void owfp_stream_read_answer(uint32_t filter_action,
 /* items.c */
 struct owfp_item *owfp_item_new(void);
 void owfp_item_free(struct owfp_item *it, NTSTATUS status);
+/* The fast path's piece (fast.c): an item from the thread's cache whose
+ * fields the caller sets, all of them; given back when no queue took it. */
+struct owfp_item *owfp_item_take(void);
+void owfp_item_give(struct owfp_item *it);
 /* Frees the calling thread's spare items (at engine teardown). */
 void owfp_item_cache_drop(void);
 void owfp_queue_push(struct owfp_queue *q, struct owfp_item *it);
@@ -251,7 +247,9 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s);
 void owfp_stream_fixed_values(const struct owfp_flow *f, FWPS_INCOMING_VALUE0 *values,
                               FWP_BYTE_ARRAY16 *local6, FWP_BYTE_ARRAY16 *remote6);
 
-/* classify.c: shows stage k the batch whose first item is `head` (NULL for
+/* classify.c: frees the calling thread's classify scratch (at engine teardown). */
+void owfp_stream_desc_cache_drop(void);
+/* Shows stage k the batch whose first item is `head` (NULL for
  * an ABORT indication); false when out of memory. */
 bool owfp_stream_classify(struct owfp_stream *s, uint32_t k, int d, const struct owfp_batch *b,
                           const struct owfp_item *head, struct owfp_answer *a);
@@ -276,6 +274,8 @@ void owfp_stream_discard_inbox(struct owfp_stream *s);
 /* stream.c */
 struct owfp_stream *owfp_stream_of(struct owfp_flow *f);
 void owfp_stream_destroy(struct owfp_stream *s);
+/* Whether the flow may leave the inspection path (spec O1, O4). */
+bool owfp_stream_offloadable(const struct owfp_stream *s);
 /* The result of a call whose path has run; ends the call's read section. */
 NTSTATUS owfp_stream_report(struct owfp_stream *s, struct owfp_stream_result *r);
 /* owfp_stream_indicate (fast.c) when the fast path does not apply. */
