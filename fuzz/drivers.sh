@@ -56,6 +56,11 @@ fuzz_clean stream_edit --driver "$d/stream_edit.so" --driver-param Find=secret \
     --driver-param Replace=XY
 fuzz_clean stream_edit_oob --driver "$d/stream_edit.so" --driver-param Mode=oob \
     --driver-param Find=secret --driver-param Replace=XY --driver-param QueueLimit=4096
+# Editing received data, so a client's RST comes in the direction the
+# driver does not edit (it once kept injecting after it: S10).
+fuzz_clean stream_edit_oob_receive --driver "$d/stream_edit.so" --driver-param Mode=oob \
+    --driver-param Find=secret --driver-param Replace=XY --driver-param QueueLimit=4096 \
+    --driver-param Direction=1
 # Seeded with real TLS handshakes (the shared corpus, beside the checkout).
 tls=../shared/corpus/pcap/suricata-verify
 fuzz_clean tls_sni_block --driver "$d/tls_sni_block.so" --driver-param BlockedNames=.apple.com \
