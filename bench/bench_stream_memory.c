@@ -110,12 +110,14 @@ static void breakdown(owfp_flow *flow, char *buf, size_t len)
         for (int d = 0; d < 2; d++)
             for (const struct owfp_item *it = s->stages[k].d[d].q.head; it; it = it->next)
                 items += block(it), nitems++;
-    size_t total = block(s) + block(s->stages) + block(s->out[0].spans) +
+    /* A one-stage path may live in the stream's own block. */
+    size_t stages = s->stages == s->slot ? 0 : block(s->stages);
+    size_t total = block(s) + stages + block(s->out[0].spans) +
                    block(s->out[1].spans) + items;
     snprintf(buf, len,
              "stream %zu + stages %zu (%" PRIu32 " x %zu) + spans %zu + %zu + items %zu (%zu "
              "delivered, kept until the next call) = %zu; descriptors: per thread",
-             block(s), block(s->stages), s->nstages, sizeof(struct owfp_stage),
+             block(s), stages, s->nstages, sizeof(struct owfp_stage),
              block(s->out[0].spans), block(s->out[1].spans), items, nitems, total);
 }
 

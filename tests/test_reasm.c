@@ -138,7 +138,8 @@ static void t_init(struct t *t, uint32_t base, enum owfp_overlap_policy pol)
 static void t_done(struct t *t)
 {
     owfp_reasm_release(&t->r, &t->cfg);
-    assert_int_equal(t->r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_buffered(&t->r), 0);
+    owfp_reasm_free(&t->r, &t->cfg);
     col_free(&t->c);
 }
 
@@ -187,8 +188,8 @@ static void test_reasm_in_order_is_zero_copy(void **state)
     assert_int_equal(t.c.ncalls, 2);
     assert_ptr_equal(t.c.calls[0].p, (const uint8_t *)a);
     assert_ptr_equal(t.c.calls[1].p, (const uint8_t *)b);
-    assert_int_equal(t.r.stats.delivered, 11);
-    assert_int_equal(t.r.stats.out_of_order, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).delivered, 11);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_order, 0);
     assert_null(t.r.ooo);
     t_done(&t);
 }
@@ -201,13 +202,13 @@ static void test_reasm_out_of_order(void **state)
     t_init(&t, 7, OWFP_OVERLAP_FIRST);
     seg(&t, 6, "WORLD");
     assert_string_equal(out(&t), "");
-    assert_int_equal(t.r.ooo_bytes, 5);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 5);
     seg(&t, 0, a);
     assert_string_equal(out(&t), "HELLO WORLD");
     assert_int_equal(t.c.ncalls, 2);
     assert_ptr_equal(t.c.calls[0].p, (const uint8_t *)a); /* the filling segment: no copy */
-    assert_int_equal(t.r.stats.out_of_order, 1);
-    assert_int_equal(t.r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_order, 1);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 0);
     assert_null(t.r.ooo);
     t_done(&t);
 }
@@ -230,7 +231,7 @@ static void test_reasm_reverse_order(void **state)
     }
     assert_string_equal(out(&t), stream);
     assert_int_equal(t.c.ncalls, 100); /* one call per segment */
-    assert_int_equal(t.r.stats.out_of_order, 99);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_order, 99);
     t_done(&t);
 }
 
@@ -243,15 +244,15 @@ static void test_reasm_retransmissions(void **state)
     seg(&t, 0, "ABCD"); /* delivered already: cannot be compared */
     seg(&t, 2, "CDEF"); /* CD old, EF new */
     assert_string_equal(out(&t), "ABCDEF");
-    assert_int_equal(t.r.stats.retransmitted, 6);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 6);
     seg(&t, 10, "KLM");
     seg(&t, 10, "KLM"); /* buffered: compared, same */
     seg(&t, 11, "LMN"); /* LM same, N new */
-    assert_int_equal(t.r.stats.retransmitted, 11);
-    assert_int_equal(t.r.stats.conflicts, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 11);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 0);
     seg(&t, 6, "GHIJ");
     assert_string_equal(out(&t), "ABCDEFGHIJKLMN");
-    assert_int_equal(t.r.stats.late, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 0);
     t_done(&t);
 }
 
@@ -269,7 +270,7 @@ static void test_reasm_zero_length_segments(void **state)
     seg(&t, 0, "ABC");
     owfp_reasm_segment(&t.r, &t.cfg, 6, NULL, 0, 0, &SINK, &t.c);
     assert_string_equal(out(&t), "ABCDEF");
-    assert_int_equal(t.r.stats.retransmitted + t.r.stats.out_of_window + t.r.stats.refused, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted + owfp_reasm_get_stats(&t.r).out_of_window + owfp_reasm_get_stats(&t.r).refused, 0);
     t_done(&t);
 }
 
@@ -310,8 +311,8 @@ static void exact_overlap(enum owfp_overlap_policy pol, int64_t at, const char *
     assert_string_equal(out(&t), before_ack);
     ack(&t, at + 4);
     assert_string_equal(out(&t), want);
-    assert_int_equal(t.r.stats.conflicts, conflicts);
-    assert_int_equal(t.r.stats.retransmitted, 4 - conflicts);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, conflicts);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 4 - conflicts);
     seg(&t, at, "GOOD"); /* once delivered, nothing replaces them */
     flush(&t);
     assert_string_equal(out(&t), want);
@@ -341,7 +342,7 @@ static void test_reasm_partial_overlap_first(void **state)
     seg(&t, 2, "XXX"); /* inside */
     seg(&t, 0, "x");
     assert_string_equal(out(&t), "xGOOD");
-    assert_int_equal(t.r.stats.conflicts, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 3);
     t_done(&t);
 
     /* Sticking out on both sides: only the bytes nobody holds are taken. */
@@ -351,7 +352,7 @@ static void test_reasm_partial_overlap_first(void **state)
     seg(&t, 2, "XXXXXXXXXXX"); /* 2..12, both ends sticking out */
     seg(&t, 0, "ab");
     assert_string_equal(out(&t), "abXGOODXXokXX");
-    assert_int_equal(t.r.stats.conflicts, 6);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 6);
     t_done(&t);
 }
 
@@ -366,7 +367,7 @@ static void test_reasm_partial_overlap_last(void **state)
     assert_string_equal(out(&t), "");
     ack(&t, 5);
     assert_string_equal(out(&t), "xGXXX");
-    assert_int_equal(t.r.stats.conflicts, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 3);
     t_done(&t);
 
     t_init(&t, 100, OWFP_OVERLAP_LAST);
@@ -377,7 +378,7 @@ static void test_reasm_partial_overlap_last(void **state)
     assert_string_equal(out(&t), "");
     ack(&t, 13);
     assert_string_equal(out(&t), "abXXXXXXXXXXX");
-    assert_int_equal(t.r.stats.conflicts, 6);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 6);
     t_done(&t);
 
     /* In order, later copies overlapping part of the waiting bytes. */
@@ -387,7 +388,7 @@ static void test_reasm_partial_overlap_last(void **state)
     seg(&t, 1, "B");
     ack(&t, 8);
     assert_string_equal(out(&t), "aBcdEFGH");
-    assert_int_equal(t.r.stats.conflicts, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 3);
     t_done(&t);
 }
 
@@ -411,7 +412,7 @@ static void test_reasm_in_order_segment_over_buffered_bytes(void **state)
     assert_ptr_equal(t.c.calls[2].p, (const uint8_t *)s + 5);
     assert_int_equal(t.c.calls[3].flags, OWFP_REASM_URGENT);
     assert_ptr_equal(t.c.calls[4].p, (const uint8_t *)s + 7);
-    assert_int_equal(t.r.stats.conflicts, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 3);
     t_done(&t);
 
     t_init(&t, 0, OWFP_OVERLAP_LAST);
@@ -420,7 +421,7 @@ static void test_reasm_in_order_segment_over_buffered_bytes(void **state)
     seg(&t, 8, "IJKL");
     segf(&t, 0, s, OWFP_REASM_URGENT);
     assert_string_equal(out(&t), "");
-    assert_int_equal(t.r.ooo_bytes, 12);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 12);
     ack(&t, 8); /* pieces abc de f g h start before 8; ijKL does not */
     assert_string_equal(out(&t), "abcdefgh");
     assert_int_equal(t.c.ncalls, 5);
@@ -430,8 +431,8 @@ static void test_reasm_in_order_segment_over_buffered_bytes(void **state)
     assert_int_equal(t.c.calls[1].flags, OWFP_REASM_PUSH); /* the first supplier's flags */
     ack(&t, 9); /* inside the last piece: all of it */
     assert_string_equal(out(&t), "abcdefghijKL");
-    assert_int_equal(t.r.stats.conflicts, 5);
-    assert_int_equal(t.r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 5);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 0);
     t_done(&t);
 }
 
@@ -447,11 +448,11 @@ static void test_reasm_sequence_wrap(void **state)
     seg(&t, 10, "ABCDEFGHIJ");     /* across the wrap */
     assert_string_equal(out(&t), "0123456789ABCDEFGHIJKLMNOPQRST");
     seg(&t, 5, "56789ABCDE");      /* old, across the wrap */
-    assert_int_equal(t.r.stats.retransmitted, 10);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 10);
     fin(&t, 30);                    /* seq 14 */
     assert_true(owfp_reasm_fin_reached(&t.r));
     ack(&t, 31);
-    assert_int_equal(t.r.stats.gaps, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 0);
     t_done(&t);
 
     /* Holes across the wrap, skipped by an ack given after the wrap. */
@@ -483,16 +484,16 @@ static void test_reasm_stream_longer_than_4gib(void **state)
 
     /* Hole, buffered data, retransmission, ack and FIN beyond 4 GiB. */
     owfp_reasm_segment(&t.r, &t.cfg, t.base + (uint32_t)(off + 100), buf, 50, 0, &SINK, &t.c);
-    assert_int_equal(t.r.ooo_bytes, 50);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 50);
     owfp_reasm_segment(&t.r, &t.cfg, t.base + (uint32_t)(off - 10), buf, 10, 0, &SINK, &t.c);
-    assert_int_equal(t.r.stats.retransmitted, 10);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 10);
     owfp_reasm_fin(&t.r, t.base + (uint32_t)(off + 150));
     assert_int_equal(t.r.fin_off, off + 150);
     owfp_reasm_ack(&t.r, &t.cfg, t.base + (uint32_t)(off + 120), &SINK, &t.c);
     assert_int_equal(t.c.count_gap, 100);
     assert_int_equal(t.c.counted, off + 50);
     assert_true(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.delivered + t.r.stats.gap_bytes, off + 150);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).delivered + owfp_reasm_get_stats(&t.r).gap_bytes, off + 150);
     t_done(&t);
 }
 
@@ -503,10 +504,10 @@ static void test_reasm_out_of_window_refused(void **state)
     t_init(&t, 1, OWFP_OVERLAP_FIRST);
     seg(&t, 0, "ab");
     seg(&t, 2 + (int64_t)OWFP_REASM_MAX_AHEAD + 1, "far");
-    assert_int_equal(t.r.stats.out_of_window, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_window, 3);
     seg(&t, 2 + (int64_t)OWFP_REASM_MAX_AHEAD, "edge"); /* exactly at the limit: kept */
-    assert_int_equal(t.r.ooo_bytes, 4);
-    assert_int_equal(t.r.stats.out_of_window, 3);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 4);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_window, 3);
     t_done(&t);
 }
 
@@ -522,8 +523,8 @@ static void test_reasm_ack_skips_mid_gap(void **state)
     assert_string_equal(out(&t), "VERY");
     ack(&t, 12);
     assert_string_equal(out(&t), "VERY[4]DATA");
-    assert_int_equal(t.r.stats.gaps, 1);
-    assert_int_equal(t.r.stats.gap_bytes, 4);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 1);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gap_bytes, 4);
     t_done(&t);
 }
 
@@ -551,7 +552,7 @@ static void test_reasm_ack_behind_equal_or_too_far_does_nothing(void **state)
     ack(&t, 2 + (int64_t)OWFP_REASM_MAX_AHEAD + 1);
     ack(&t, 2 + 0x80000000); /* opposite side of the sequence space */
     assert_string_equal(out(&t), "ab");
-    assert_int_equal(t.r.stats.gaps, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 0);
     ack(&t, 2 + (int64_t)OWFP_REASM_MAX_AHEAD); /* the limit itself is believed */
     assert_string_equal(out(&t), "ab[3]fg[1073741819]");
     t_done(&t);
@@ -572,7 +573,7 @@ static void test_reasm_ack_covers_several_holes(void **state)
     seg(&t, 9, "j"); /* the rest of that hole still arrives normally */
     assert_string_equal(out(&t), "[2]cd[2]gh[1]jkl");
     seg(&t, 8, "i"); /* skipped: late */
-    assert_int_equal(t.r.stats.late, 1);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 1);
     ack(&t, 20);
     assert_string_equal(out(&t), "[2]cd[2]gh[1]jkl[4]qr[2]");
     t_done(&t);
@@ -588,23 +589,23 @@ static void test_reasm_late_bytes(void **state)
     ack(&t, 10);
     assert_string_equal(out(&t), "ab[8]kl");
     seg(&t, 2, "cdefghij"); /* exactly the hole */
-    assert_int_equal(t.r.stats.late, 8);
-    assert_int_equal(t.r.stats.retransmitted, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 8);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 0);
     seg(&t, 0, "abcdefghijkl"); /* 2 + 2 retransmitted around 8 late */
-    assert_int_equal(t.r.stats.late, 16);
-    assert_int_equal(t.r.stats.retransmitted, 4);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 16);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 4);
     /* Two acks walking through one hole: the ranges merge. */
     ack(&t, 14);
     ack(&t, 20);
     seg(&t, 12, "mnopqrst");
-    assert_int_equal(t.r.stats.late, 24);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 24);
     /* A newer hole that does not touch it replaces the remembered one. */
     seg(&t, 20, "uv");
     seg(&t, 24, "y");
     ack(&t, 25);
     seg(&t, 12, "mnopqrstuvwxy"); /* 12..22 and y retransmitted, wx late */
-    assert_int_equal(t.r.stats.late, 26);
-    assert_int_equal(t.r.stats.retransmitted, 4 + 11);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).late, 26);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 4 + 11);
     assert_string_equal(out(&t), "ab[8]kl[2][6]uv[2]y");
     t_done(&t);
 }
@@ -624,12 +625,12 @@ static void test_reasm_flush_several_holes(void **state)
     flush(&t);
     assert_string_equal(out(&t), "a[2]de[2]h[12]uvwx");
     assert_null(t.r.ooo);
-    assert_int_equal(t.r.ooo_bytes, 0);
-    assert_int_equal(t.r.stats.gaps, 3);
-    assert_int_equal(t.r.stats.gap_bytes, 16);
-    assert_int_equal(t.r.stats.delivered, 8);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gap_bytes, 16);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).delivered, 8);
     flush(&t); /* nothing left */
-    assert_int_equal(t.r.stats.gaps, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 3);
     t_done(&t);
 }
 
@@ -647,7 +648,7 @@ static void test_reasm_fin_before_data(void **state)
     assert_string_equal(out(&t), "abcdefgh");
     assert_true(owfp_reasm_fin_reached(&t.r));
     fin(&t, 8); /* retransmitted FIN: fine */
-    assert_int_equal(t.r.stats.bad_fins, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).bad_fins, 0);
     t_done(&t);
 }
 
@@ -660,16 +661,16 @@ static void test_reasm_data_after_fin(void **state)
     fin(&t, 5);
     seg(&t, 3, "deXYZ"); /* XYZ beyond the FIN */
     assert_string_equal(out(&t), "abcde");
-    assert_int_equal(t.r.stats.after_fin, 3);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 3);
     seg(&t, 5, "Q");
     seg(&t, 9, "QQ");
-    assert_int_equal(t.r.stats.after_fin, 6);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 6);
     assert_true(owfp_reasm_fin_reached(&t.r));
     fin(&t, 7); /* another position: ignored */
-    assert_int_equal(t.r.stats.bad_fins, 1);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).bad_fins, 1);
     assert_int_equal(t.r.fin_off, 5);
     ack(&t, 6); /* the FIN's own slot */
-    assert_int_equal(t.r.stats.gaps, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).gaps, 0);
     t_done(&t);
 }
 
@@ -685,10 +686,10 @@ static void test_reasm_fin_after_buffered_bytes_beyond_it(void **state)
     seg(&t, 0, "abcd");
     assert_string_equal(out(&t), "abcdef");
     assert_true(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.after_fin, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 2);
     flush(&t);
     assert_string_equal(out(&t), "abcdef");
-    assert_int_equal(t.r.stats.after_fin, 4);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 4);
     assert_null(t.r.ooo);
     t_done(&t);
 }
@@ -714,7 +715,7 @@ static void test_reasm_fin_bounds_ack_and_flush(void **state)
     flush(&t);
     assert_string_equal(out(&t), "[3]de[5]");
     assert_true(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.after_fin, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 2);
     t_done(&t);
 }
 
@@ -726,7 +727,7 @@ static void test_reasm_bad_fins_ignored(void **state)
     seg(&t, 0, "abcdef");
     fin(&t, 3); /* behind delivered bytes */
     fin(&t, 6 + (int64_t)OWFP_REASM_MAX_AHEAD + 1);
-    assert_int_equal(t.r.stats.bad_fins, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).bad_fins, 2);
     assert_int_equal(t.r.fin_off, UINT64_MAX);
     fin(&t, 6);
     assert_true(owfp_reasm_fin_reached(&t.r));
@@ -744,11 +745,11 @@ static void test_reasm_cap_per_direction(void **state)
     seg(&t, 2, "cdef");
     seg(&t, 8, "ijk"); /* 4 + 3 > 6: refused */
     seg(&t, 12, "mn");  /* 4 + 2: fits */
-    assert_int_equal(t.r.stats.refused, 3);
-    assert_int_equal(t.r.ooo_bytes, 6);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).refused, 3);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 6);
     seg(&t, 0, "ab");   /* in order: no cap */
     assert_string_equal(out(&t), "abcdef");
-    assert_int_equal(t.r.ooo_bytes, 2);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 2);
     flush(&t);
     assert_string_equal(out(&t), "abcdef[6]mn");
     t_done(&t);
@@ -766,9 +767,9 @@ static void test_reasm_cap_shared_budget(void **state)
     seg(&b, 5, "ABCDEF"); /* 6 + 6 > 10 */
     seg(&b, 5, "ABCD");
     assert_int_equal(budget.used, 10);
-    assert_int_equal(b.r.stats.refused, 6);
+    assert_int_equal(owfp_reasm_get_stats(&b.r).refused, 6);
     seg(&a, 20, "z");
-    assert_int_equal(a.r.stats.refused, 1);
+    assert_int_equal(owfp_reasm_get_stats(&a.r).refused, 1);
     flush(&b);
     assert_string_equal(out(&b), "[5]ABCD");
     assert_int_equal(budget.used, 6);
@@ -797,9 +798,9 @@ static void test_reasm_last_nothing_before_ack(void **state)
     fin(&t, 11);
     assert_string_equal(out(&t), "");
     assert_int_equal(t.r.next, 0);
-    assert_int_equal(t.r.ooo_bytes, 11);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 11);
     assert_false(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.out_of_order, 0); /* held, but in order */
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_order, 0); /* held, but in order */
     ack(&t, 0);  /* at next: nothing */
     ack(&t, -5); /* behind: nothing */
     assert_string_equal(out(&t), "");
@@ -809,15 +810,15 @@ static void test_reasm_last_nothing_before_ack(void **state)
     assert_ptr_not_equal(t.c.calls[0].p, (const uint8_t *)a);
     assert_ptr_not_equal(t.c.calls[1].p, (const uint8_t *)b);
     assert_true(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.delivered, 11);
-    assert_int_equal(t.r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).delivered, 11);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 0);
     t_done(&t);
 
     /* Behind a hole it is out of order, as under FIRST. */
     t_init(&t, 1000, OWFP_OVERLAP_LAST);
     seg(&t, 6, b);
     seg(&t, 0, a);
-    assert_int_equal(t.r.stats.out_of_order, 1);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).out_of_order, 1);
     assert_string_equal(out(&t), "");
     t_done(&t);
 }
@@ -843,13 +844,13 @@ static void test_reasm_last_ack_delivers_pieces_before_it(void **state)
     assert_int_equal(t.r.next, 6);
     ack(&t, 7);
     assert_string_equal(out(&t), "abcd[2]gh");
-    assert_int_equal(t.r.ooo_bytes, 2);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 2);
     seg(&t, 8, "IJ"); /* still waiting: replaced */
     seg(&t, 6, "GH"); /* delivered: only counted */
     ack(&t, 9);
     assert_string_equal(out(&t), "abcd[2]ghIJ");
-    assert_int_equal(t.r.stats.conflicts, 2);
-    assert_int_equal(t.r.stats.retransmitted, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).retransmitted, 2);
     ack(&t, 14); /* past everything: a final gap */
     assert_string_equal(out(&t), "abcd[2]ghIJ[4]");
     t_done(&t);
@@ -875,8 +876,8 @@ static void test_reasm_last_flush_delivers_the_rest(void **state)
     flush(&t);
     assert_string_equal(out(&t), "abcdefg[2]j");
     assert_true(owfp_reasm_fin_reached(&t.r));
-    assert_int_equal(t.r.stats.conflicts, 2);
-    assert_int_equal(t.r.stats.after_fin, 1);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).conflicts, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).after_fin, 1);
     assert_null(t.r.ooo);
     assert_int_equal(budget.used, 0);
     t_done(&t);
@@ -908,22 +909,22 @@ static void test_reasm_last_refused_in_order_bytes_go_at_once(void **state)
     assert_string_equal(out(&t), "abcdefgh");
     assert_ptr_not_equal(t.c.calls[0].p, (const uint8_t *)head); /* held: a copy */
     assert_ptr_equal(t.c.calls[1].p, (const uint8_t *)more);     /* refused: no copy */
-    assert_int_equal(t.r.stats.refused, 0);
-    assert_int_equal(t.r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).refused, 0);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 0);
 
     seg(&t, 8, "ij");
     seg(&t, 14, "op");   /* out of order: 2 + 2 fits */
     seg(&t, 16, "qr");   /* out of order: refused */
-    assert_int_equal(t.r.stats.refused, 2);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).refused, 2);
     seg(&t, 10, "klmn"); /* in order after "ij": refused by the cap, sent */
     assert_string_equal(out(&t), "abcdefghijklmn");
-    assert_int_equal(t.r.stats.refused, 2);
-    assert_int_equal(t.r.ooo_bytes, 2); /* "op" still waits for its ACK */
+    assert_int_equal(owfp_reasm_get_stats(&t.r).refused, 2);
+    assert_int_equal(owfp_reasm_buffered(&t.r), 2); /* "op" still waits for its ACK */
     seg(&t, 14, "OP");
     fin(&t, 18);
     flush(&t);
     assert_string_equal(out(&t), "abcdefghijklmnOP[2]");
-    assert_int_equal(t.r.stats.delivered, 16);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).delivered, 16);
     t_done(&t);
 
     /* At next, refused by the shared budget: straight from the caller. */
@@ -949,7 +950,7 @@ static void test_reasm_last_refused_in_order_bytes_go_at_once(void **state)
     seg(&t, 0, "AB");
     seg(&t, 2, "CDEFGH"); /* refused, right after "AB" */
     assert_string_equal(out(&t), "ABCDEFGH");
-    assert_int_equal(t.r.stats.refused, 0);
+    assert_int_equal(owfp_reasm_get_stats(&t.r).refused, 0);
     t_done(&t);
 }
 
@@ -970,10 +971,10 @@ static void test_reasm_last_budget_returns_to_zero(void **state)
     assert_int_equal(budget.used, 35);
     ack(&a, 5);
     assert_int_equal(budget.used, 25);
-    assert_int_equal(a.r.ooo_bytes, 10);
+    assert_int_equal(owfp_reasm_buffered(&a.r), 10);
     flush(&a);
     assert_int_equal(budget.used, 15);
-    assert_int_equal(a.r.ooo_bytes, 0);
+    assert_int_equal(owfp_reasm_buffered(&a.r), 0);
     owfp_reasm_release(&b.r, &b.cfg);
     assert_int_equal(budget.used, 0);
     assert_null(b.r.ooo);
@@ -1000,7 +1001,7 @@ static void test_reasm_long_run_behind_one_hole(void **state)
     for (uint32_t i = 0; i < N; i++)
         owfp_reasm_segment(&t.r, &t.cfg, t.base + 1 + i * LEN, src + 1 + i * LEN, LEN, 0, &SINK,
                            &t.c);
-    assert_int_equal(t.r.ooo_bytes, (uint64_t)N * LEN);
+    assert_int_equal(owfp_reasm_buffered(&t.r), (uint64_t)N * LEN);
     owfp_reasm_segment(&t.r, &t.cfg, t.base, src, 1, 0, &SINK, &t.c);
     assert_int_equal(t.c.nbytes, sizeof(src));
     assert_memory_equal(t.c.bytes, src, sizeof(src));
@@ -1046,7 +1047,7 @@ static void test_reasm_many_segments_random_order(void **state)
         if (pol == OWFP_OVERLAP_LAST) {
             /* Everything waits for the ACK; one inside the last piece takes all. */
             assert_int_equal(t.c.nbytes, 0);
-            assert_int_equal(t.r.ooo_bytes, cut[N]);
+            assert_int_equal(owfp_reasm_buffered(&t.r), cut[N]);
             ack(&t, cut[N - 1] + 1);
         }
         assert_int_equal(t.c.nbytes, cut[N]);
@@ -1059,7 +1060,7 @@ static void test_reasm_many_segments_random_order(void **state)
     for (uint32_t i = 1; i < N; i++)
         owfp_reasm_segment(&t.r, &t.cfg, cut[i], src + cut[i], cut[i + 1] - cut[i], 0, &SINK,
                            &t.c);
-    assert_int_equal(t.r.ooo_bytes, cut[N] - cut[1]);
+    assert_int_equal(owfp_reasm_buffered(&t.r), cut[N] - cut[1]);
     t_done(&t);
     free(cut);
     free(order);
@@ -1388,9 +1389,9 @@ static bool check_case(struct pcase *pc, bool caps)
         fin_fed |= e.kind == EV_FIN;
         feed(pc, &r, &cfg, &e, &act);
         model_event(&m, &e, (uint32_t)i);
-        if (caps && budget.used != r.ooo_bytes)
+        if (caps && budget.used != owfp_reasm_buffered(&r))
             ok = failf(pc, "event %zu: budget %" PRIu64 " != buffered %" PRIu64, i, budget.used,
-                       r.ooo_bytes);
+                       owfp_reasm_buffered(&r));
         if ((uint64_t)act.n != r.next)
             ok = failf(pc, "event %zu: output %" PRId64 " != next %" PRIu64, i, act.n, r.next);
         if (!caps && ok && act.n != m.front)
@@ -1404,13 +1405,14 @@ static bool check_case(struct pcase *pc, bool caps)
         ok = failf(pc, "output past the end of the stream or empty call");
     if (ok && r.ooo != NULL)
         ok = failf(pc, "bytes left after flush");
-    if (ok && (uint64_t)act.n != r.stats.delivered + r.stats.gap_bytes)
+    struct owfp_reasm_stats st = owfp_reasm_get_stats(&r);
+    if (ok && (uint64_t)act.n != st.delivered + st.gap_bytes)
         ok = failf(pc, "stats do not add up");
-    if (ok && r.stats.conflicts != m.conflicts)
-        ok = failf(pc, "%" PRIu64 " conflicts, model %" PRIu64, r.stats.conflicts, m.conflicts);
-    if (ok && pc->in_order && (r.stats.gap_bytes != 0 || r.stats.refused != 0 || act.n != pc->len))
+    if (ok && st.conflicts != m.conflicts)
+        ok = failf(pc, "%" PRIu64 " conflicts, model %" PRIu64, st.conflicts, m.conflicts);
+    if (ok && pc->in_order && (st.gap_bytes != 0 || st.refused != 0 || act.n != pc->len))
         ok = failf(pc, "in order: %" PRIu64 " bytes skipped, %" PRIu64 " refused, %" PRId64
-                   " of %" PRId64 " out", r.stats.gap_bytes, r.stats.refused, act.n, pc->len);
+                   " of %" PRId64 " out", st.gap_bytes, st.refused, act.n, pc->len);
     if (ok && m.fin && !owfp_reasm_fin_reached(&r))
         ok = failf(pc, "FIN not reached after flush");
     if (ok && !caps && act.n != m.front)
@@ -1424,8 +1426,9 @@ static bool check_case(struct pcase *pc, bool caps)
                        act.kind[i] == HAVE ? "data" : "gap", m.st[i] == HAVE ? "data" : "gap");
     }
     owfp_reasm_release(&r, &cfg);
-    if (ok && (budget.used != 0 || r.ooo_bytes != 0))
+    if (ok && (budget.used != 0 || owfp_reasm_buffered(&r) != 0))
         ok = failf(pc, "storage not returned");
+    owfp_reasm_free(&r, &cfg);
     free(m.st);
     free(m.val);
     free(m.who);

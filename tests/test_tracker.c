@@ -396,7 +396,7 @@ static void test_tracker_data_on_syn(void **state)
     c2s(&f, PSH | ACK, 1004, 5001, " /");
     s2c(&f, PSH | ACK, 5001, 1006, "ok");
     expect(&f, "d1.0: / d1.1:ok");
-    assert_int_equal(c->d[0].r.stats.retransmitted, 3);
+    assert_int_equal(owfp_reasm_get_stats(&c->d[0].r).retransmitted, 3);
     assert_int_equal(stats(&f)->conns, 1);
     assert_int_equal(stats(&f)->reused, 0);
     fx_done(&f);
@@ -475,7 +475,7 @@ static void test_tracker_hole_skipped_by_ack(void **state)
     expect(&f, "g1.0:4 d1.0:cccc");
     c2s(&f, PSH | ACK, 1005, 5001, "bbbb");
     expect(&f, "");
-    assert_int_equal(c->d[0].r.stats.late, 4);
+    assert_int_equal(owfp_reasm_get_stats(&c->d[0].r).late, 4);
     s2c(&f, ACK, 5001, 1013, NULL);
     expect(&f, "");
     fx_done(&f);
@@ -671,7 +671,7 @@ static void test_tracker_data_after_fin_dropped(void **state)
     c2s(&f, PSH | ACK, 1006, 5001, "junk");
     c2s(&f, PSH | ACK, 1007, 5001, "more");
     expect(&f, "");
-    assert_int_equal(c->d[0].r.stats.after_fin, 8);
+    assert_int_equal(owfp_reasm_get_stats(&c->d[0].r).after_fin, 8);
     s2c(&f, PSH | ACK, 5001, 1007, "resp");
     expect(&f, "d1.1:resp");
     s2c(&f, FIN | ACK, 5005, 1007, NULL);

@@ -37,6 +37,15 @@ struct owfp_reasm_seg {
     uint8_t data[];
 };
 
+/* What an idle direction never needs: kept out of line (see reasm.h). */
+struct owfp_reasm_rare {
+    struct owfp_reasm_stats stats; /* delivered unused: it is r->delivered */
+    uint64_t skip_lo;    /* most recent skipped range [skip_lo, skip_hi) */
+    uint64_t skip_hi;
+    uint64_t ooo_bytes;
+    uint64_t run_end;    /* [next, run_end) is all buffered, before the FIN (LAST's hint) */
+};
+
 static const struct owfp_reasm_config default_config = {
     .overlap = OWFP_OVERLAP_FIRST,
     .max_buffered = 0,
@@ -70,6 +79,29 @@ static uint32_t seq_of(const struct owfp_reasm *r, uint64_t off)
 {
     return r->base_seq + (uint32_t)off;
 }
+
+/* The direction's rare part, allocated on first use. NULL when memory ran
+ * out: the caller then loses what it meant to keep there, and the
+ * direction says so (incomplete) rather than report short counts as
+ * exact. */
+static struct owfp_reasm_rare *rare(struct owfp_reasm *r)
+{
+    if (r->rare == NULL) {
+        r->rare = calloc(1, sizeof(*r->rare));
+        if (r->rare == NULL)
+            r->incomplete = true;
+    }
+    return r->rare;
+}
+
+/* Adds `n` to a rare count; a zero adds nothing and allocates nothing. */
+#define COUNT(r, field, n)                                                    \
+    do {                                                                      \
+        uint64_t count_n_ = (n);                                              \
+        struct owfp_reasm_rare *count_m_;                                     \
+        if (count_n_ != 0 && (count_m_ = rare(r)) != NULL)                    \
+            count_m_->stats.field += count_n_;                                \
+    } while (0)
 
 /* ---- splay tree ---------------------------------------------------------- */
 
@@ -202,12 +234,15 @@ static struct owfp_reasm_seg *tree_max(struct owfp_reasm *r)
 static bool charge(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint64_t n)
 {
     struct owfp_reasm_budget *b = cfg->budget;
+    struct owfp_reasm_rare *m = rare(r);
 
-    if (cfg->max_buffered != 0 && r->ooo_bytes + n > cfg->max_buffered)
+    if (m == NULL)
+        return false;
+    if (cfg->max_buffered != 0 && m->ooo_bytes + n > cfg->max_buffered)
         return false;
     if (b != NULL && b->limit != 0 && b->used + n > b->limit)
         return false;
-    r->ooo_bytes += n;
+    m->ooo_bytes += n;
     if (b != NULL)
         b->used += n;
     return true;
@@ -216,7 +251,7 @@ static bool charge(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, ui
 static void free_seg(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
                      struct owfp_reasm_seg *s)
 {
-    r->ooo_bytes -= s->len;
+    r->rare->ooo_bytes -= s->len; /* charged when stored */
     if (cfg->budget != NULL)
         cfg->budget->used -= s->len;
     free(s);
@@ -233,7 +268,7 @@ static bool try_store(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
         return false;
     s = malloc(sizeof(*s) + n);
     if (s == NULL) {
-        r->ooo_bytes -= n;
+        r->rare->ooo_bytes -= n;
         if (cfg->budget != NULL)
             cfg->budget->used -= n;
         return false;
@@ -254,13 +289,13 @@ static bool ack_gated(const struct owfp_reasm_config *cfg)
 }
 
 /* The end of the bytes stored contiguously from next: under LAST, bytes
- * starting there are in order although next lies behind them. r->run_end
+ * starting there are in order although next lies behind them. run_end
  * remembers how far the run was found to reach, so each piece is stepped
  * over once, not once per question (a cap refusing segment after segment
  * behind a long unacknowledged run would otherwise walk it every time). */
 static uint64_t run_end_of(struct owfp_reasm *r)
 {
-    uint64_t end = max_u64(r->run_end, r->next);
+    uint64_t end = max_u64(r->rare != NULL ? r->rare->run_end : 0, r->next);
 
     for (;;) {
         /* end is a piece's end or next: no piece straddles it. */
@@ -269,7 +304,9 @@ static uint64_t run_end_of(struct owfp_reasm *r)
             break;
         end = seg_end(t);
     }
-    r->run_end = end;
+    /* Without the rare part nothing is stored yet: no run to remember. */
+    if (r->rare != NULL)
+        r->rare->run_end = end;
     return end;
 }
 
@@ -280,21 +317,25 @@ static void emit(struct owfp_reasm *r, const uint8_t *p, uint64_t n, uint32_t fl
                  const struct owfp_reasm_sink *sink, void *arg)
 {
     r->next += n;
-    r->stats.delivered += n;
+    r->delivered += n;
     sink->data(arg, p, (size_t)n, flags);
 }
 
 static void skip(struct owfp_reasm *r, uint64_t n, const struct owfp_reasm_sink *sink,
                  void *arg)
 {
-    /* Touching skipped ranges merge, so an ack that moves in steps across
-     * one long hole still remembers all of it. */
-    if (r->skip_hi != r->next || r->skip_lo == r->skip_hi)
-        r->skip_lo = r->next;
+    struct owfp_reasm_rare *m = rare(r);
+
+    if (m != NULL) {
+        /* Touching skipped ranges merge, so an ack that moves in steps
+         * across one long hole still remembers all of it. */
+        if (m->skip_hi != r->next || m->skip_lo == m->skip_hi)
+            m->skip_lo = r->next;
+        m->skip_hi = r->next + n;
+        m->stats.gap_bytes += n;
+        m->stats.gaps++;
+    }
     r->next += n;
-    r->skip_hi = r->next;
-    r->stats.gap_bytes += n;
-    r->stats.gaps++;
     sink->gap(arg, n);
 }
 
@@ -309,7 +350,7 @@ static void deliver_root(struct owfp_reasm *r, const struct owfp_reasm_config *c
     r->ooo = s->right;
     if (seg_end(s) > r->fin_off) {
         n = r->fin_off - s->off;
-        r->stats.after_fin += s->len - n;
+        COUNT(r, after_fin, s->len - n);
     }
     if (n != 0)
         emit(r, s->data, n, s->flags, sink, arg);
@@ -366,7 +407,7 @@ static void drop_beyond_fin(struct owfp_reasm *r, const struct owfp_reasm_config
         if (s == NULL || s->off < r->fin_off)
             return;
         r->ooo = s->left;
-        r->stats.after_fin += s->len;
+        COUNT(r, after_fin, s->len);
         free_seg(r, cfg, s);
     }
 }
@@ -382,11 +423,12 @@ static uint64_t overlap_len(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
 /* Bytes [a, b) before next (a may be negative: before the stream). */
 static void count_old(struct owfp_reasm *r, int64_t a, int64_t b)
 {
-    uint64_t late = b > 0 ? overlap_len(a > 0 ? (uint64_t)a : 0, (uint64_t)b, r->skip_lo,
-                                        r->skip_hi)
-                          : 0;
-    r->stats.late += late;
-    r->stats.retransmitted += (uint64_t)(b - a) - late;
+    const struct owfp_reasm_rare *m = r->rare; /* none: nothing was skipped */
+    uint64_t late = b > 0 && m != NULL ? overlap_len(a > 0 ? (uint64_t)a : 0, (uint64_t)b,
+                                                     m->skip_lo, m->skip_hi)
+                                       : 0;
+    COUNT(r, late, late);
+    COUNT(r, retransmitted, (uint64_t)(b - a) - late);
 }
 
 /* New bytes at `off` that overlap a stored piece: count them, and under
@@ -403,8 +445,8 @@ static void settle_overlap(struct owfp_reasm *r, const struct owfp_reasm_config 
         if (cfg->overlap == OWFP_OVERLAP_LAST)
             memcpy(q, p, n);
     }
-    r->stats.conflicts += differ;
-    r->stats.retransmitted += n - differ;
+    COUNT(r, conflicts, differ);
+    COUNT(r, retransmitted, n - differ);
 }
 
 /* New bytes nobody holds yet: passed on if they are next, else stored.
@@ -429,7 +471,7 @@ static bool place(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uin
         emit(r, p, n, flags, sink, arg);
         return false;
     }
-    r->stats.refused += n; /* part of a later gap */
+    COUNT(r, refused, n); /* part of a later gap */
     return true;
 }
 
@@ -467,7 +509,7 @@ static void walk(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, uint
             deliver_root(r, cfg, sink, arg);
     }
     if (waited)
-        r->stats.out_of_order++;
+        COUNT(r, out_of_order, 1);
     if (r->next != next_before && !ack_gated(cfg))
         drain(r, cfg, sink, arg);
 }
@@ -481,7 +523,7 @@ static void segment_slow(struct owfp_reasm *r, const struct owfp_reasm_config *c
     int64_t next = (int64_t)r->next;
 
     if (rel > (int64_t)OWFP_REASM_MAX_AHEAD) {
-        r->stats.out_of_window += n;
+        COUNT(r, out_of_window, n);
         return;
     }
     if (rel < 0) {
@@ -494,7 +536,7 @@ static void segment_slow(struct owfp_reasm *r, const struct owfp_reasm_config *c
     uint64_t s = r->next + (uint64_t)rel, e = r->next + (uint64_t)rel_end;
     if (e > r->fin_off) {
         uint64_t cut = max_u64(s, r->fin_off);
-        r->stats.after_fin += e - cut;
+        COUNT(r, after_fin, e - cut);
         e = cut;
     }
     if (s < e)
@@ -531,12 +573,12 @@ void owfp_reasm_fin(struct owfp_reasm *r, uint32_t seq)
 
     if (r->fin_off != UINT64_MAX) {
         if (seq != seq_of(r, r->fin_off))
-            r->stats.bad_fins++;
+            COUNT(r, bad_fins, 1);
         return;
     }
     rel = seq_diff(seq, seq_of(r, r->next));
     if (rel < 0 || rel > (int64_t)OWFP_REASM_MAX_AHEAD) {
-        r->stats.bad_fins++;
+        COUNT(r, bad_fins, 1);
         return;
     }
     r->fin_off = r->next + (uint64_t)rel;
@@ -582,7 +624,8 @@ void owfp_reasm_release(struct owfp_reasm *r, const struct owfp_reasm_config *cf
     if (cfg == NULL)
         cfg = &default_config;
     /* Rotations flatten the tree as it goes: no recursion, however deep. */
-    r->run_end = 0;
+    if (r->rare != NULL)
+        r->rare->run_end = 0;
     while (t != NULL) {
         if (t->left != NULL) {
             struct owfp_reasm_seg *l = t->left;
@@ -596,4 +639,26 @@ void owfp_reasm_release(struct owfp_reasm *r, const struct owfp_reasm_config *cf
         }
     }
     r->ooo = NULL;
+}
+
+void owfp_reasm_free(struct owfp_reasm *r, const struct owfp_reasm_config *cfg)
+{
+    owfp_reasm_release(r, cfg);
+    free(r->rare);
+    r->rare = NULL;
+}
+
+struct owfp_reasm_stats owfp_reasm_get_stats(const struct owfp_reasm *r)
+{
+    struct owfp_reasm_stats s = {0};
+
+    if (r->rare != NULL)
+        s = r->rare->stats;
+    s.delivered = r->delivered;
+    return s;
+}
+
+uint64_t owfp_reasm_buffered(const struct owfp_reasm *r)
+{
+    return r->rare != NULL ? r->rare->ooo_bytes : 0;
 }

@@ -113,18 +113,21 @@ struct owfp_reasm_stats {
 };
 
 struct owfp_reasm_seg;
+struct owfp_reasm_rare;
 
-/* What a segment in order reads and writes comes first (see conn.h). */
+/* What a segment in order reads and writes comes first (see conn.h). Only
+ * that is kept in line: a connection holds two of these, and most
+ * directions never have a hole, a retransmission or a buffered byte. */
 struct owfp_reasm {
     uint32_t base_seq;   /* sequence number of offset 0 */
+    bool incomplete;     /* `rare` could not be allocated: counts or a skipped range were lost */
     uint64_t next;       /* offset of the next byte to deliver */
     uint64_t fin_off;    /* offset of the FIN, or UINT64_MAX */
     struct owfp_reasm_seg *ooo; /* buffered segments: splay tree by offset */
-    struct owfp_reasm_stats stats;
-    uint64_t skip_lo;    /* most recent skipped range [skip_lo, skip_hi) */
-    uint64_t skip_hi;
-    uint64_t ooo_bytes;
-    uint64_t run_end;    /* [next, run_end) is all buffered, before the FIN (LAST's hint) */
+    uint64_t delivered;  /* owfp_reasm_stats.delivered */
+    /* The other counts, the skipped range and the storage accounting,
+     * allocated when one of them first becomes non-zero (NULL: all zero). */
+    struct owfp_reasm_rare *rare;
 };
 
 /* Starts a direction whose first byte has sequence number `first_seq`
@@ -164,7 +167,17 @@ void owfp_reasm_ack(struct owfp_reasm *r, const struct owfp_reasm_config *cfg, u
 void owfp_reasm_flush(struct owfp_reasm *r, const struct owfp_reasm_config *cfg,
                       const struct owfp_reasm_sink *sink, void *arg);
 
-/* Frees buffered bytes without delivering them. */
+/* Frees buffered bytes without delivering them. The counts stay. */
 void owfp_reasm_release(struct owfp_reasm *r, const struct owfp_reasm_config *cfg);
+
+/* Frees everything the direction holds, its counts too; `r` may then only
+ * be initialised again. */
+void owfp_reasm_free(struct owfp_reasm *r, const struct owfp_reasm_config *cfg);
+
+/* The direction's counts. */
+struct owfp_reasm_stats owfp_reasm_get_stats(const struct owfp_reasm *r);
+
+/* Bytes buffered now (charged to max_buffered and the budget). */
+uint64_t owfp_reasm_buffered(const struct owfp_reasm *r);
 
 #endif

@@ -345,14 +345,14 @@ void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *ou
 {
     /* Every byte the reassembly delivered or skipped went through ev_data
      * or ev_gap while the connection was live. */
-    const struct owfp_reasm_stats *st = &owfp_rconn_conn(rc)->d[side].r.stats;
+    struct owfp_reasm_stats st = owfp_reasm_get_stats(&owfp_rconn_conn(rc)->d[side].r);
     const struct owfp_rside *d = &rc->d[side];
     *out = (struct owfp_rdir){
-        .seen = st->delivered,
+        .seen = st.delivered,
         .permitted = d->permitted,
         .injected = d->injected,
-        .gap_bytes = st->gap_bytes,
-        .gaps = st->gaps,
+        .gap_bytes = st.gap_bytes,
+        .gaps = st.gaps,
         .refused = d->refused,
         .fin_out = rc->fin_out[side],
     };
@@ -360,13 +360,17 @@ void owfp_rconn_rdir(const struct owfp_rconn *rc, int side, struct owfp_rdir *ou
 
 static void count_totals(struct owfp_replay_totals *t, const struct owfp_rconn *rc)
 {
-    for (int side = 0; side < 2; side++)
-        add_reasm(&t->reasm, &owfp_rconn_conn(rc)->d[side].r.stats);
+    const struct owfp_conn *c = owfp_rconn_conn(rc);
+    for (int side = 0; side < 2; side++) {
+        struct owfp_reasm_stats st = owfp_reasm_get_stats(&c->d[side].r);
+        add_reasm(&t->reasm, &st);
+    }
     t->blocked += rc->blocked;
     t->dropped += rc->dropped;
     t->offloaded += rc->offloaded;
     t->deferred += rc->deferred;
-    t->errors += rc->error != 0;
+    /* Counts the reassembly had no memory to keep are a failure too. */
+    t->errors += rc->error != 0 || c->d[0].r.incomplete || c->d[1].r.incomplete;
     for (int side = 0; side < 2; side++) {
         struct owfp_rdir s;
         owfp_rconn_rdir(rc, side, &s);

@@ -221,6 +221,9 @@ static void free_conn(struct owfp_tracker *t, struct owfp_conn *c)
     if (c->state == OWFP_CONN_CLOSED)
         t->st.lingering--;
     list_unlink(list_of(t, c), c);
+    for (int s = 0; s < 2; s++)
+        if (c->d[s].started)
+            owfp_reasm_free(&c->d[s].r, &t->cfg.reasm);
     owfp_free(c);
 }
 

@@ -200,13 +200,22 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
     NTSTATUS st = matching_filters(s, &m);
     if (!NT_SUCCESS(st))
         return st;
-    /* No stages, no array: a flow without stream filters keeps none. */
-    struct owfp_stage *stages = m.n ? owfp_calloc(m.n, sizeof(*stages)) : NULL;
+    /* No stages, no array: a flow without stream filters keeps none. One
+     * stage goes in the stream's slot, unless the path being replaced is
+     * still there (its data moves below). */
+    struct owfp_stage *stages = NULL;
+    if (m.n == 1 && s->has_slot && s->stages != s->slot) {
+        stages = s->slot;
+        memset(stages, 0, sizeof(*stages));
+    } else if (m.n) {
+        stages = owfp_calloc(m.n, sizeof(*stages));
+    }
     int32_t few_index[FEW_MATCHES];
     int32_t *new_index = s->nstages <= FEW_MATCHES ? few_index
                                                     : owfp_malloc(s->nstages * sizeof(*new_index));
     if ((m.n && !stages) || !new_index) {
-        owfp_free(stages);
+        if (stages != s->slot)
+            owfp_free(stages);
         if (new_index != few_index)
             owfp_free(new_index);
         matches_free(&m);
@@ -250,7 +259,8 @@ NTSTATUS owfp_stream_path_sync(struct owfp_stream *s)
     s->stages = stages;
     s->nstages = n;
     owfp_flow_unlock(s->flow);
-    owfp_free(old_stages);
+    if (old_stages != s->slot)
+        owfp_free(old_stages);
     s->generation = gen;
     s->path_built = true;
     return STATUS_SUCCESS;

@@ -2,17 +2,34 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/rcu.h"
+#include "engine/filter_index.h"
 #include "engine/flow.h"
+#include "engine/view.h"
 #include "stream.h"
+
+/* Whether a new stream should have room for one stage: when its layer holds
+ * exactly one filter, the path will have at most that stage; with none or
+ * several, the room would be wasted or too small. */
+static bool wants_slot(const struct owfp_flow *f)
+{
+    uint16_t layer = f->ip_version == 4 ? FWPS_LAYER_STREAM_V4 : FWPS_LAYER_STREAM_V6;
+    owfp_rcu_read_lock();
+    bool one = owfp_view_filter_count(owfp_view_current(f->engine, layer)) == 1;
+    owfp_rcu_read_unlock();
+    return one;
+}
 
 struct owfp_stream *owfp_stream_of(struct owfp_flow *f)
 {
     static _Atomic uint64_t serials;
     if (f->stream)
         return f->stream;
-    struct owfp_stream *s = owfp_calloc(1, sizeof(*s));
+    bool slot = wants_slot(f);
+    struct owfp_stream *s = owfp_calloc(1, sizeof(*s) + (slot ? sizeof(s->slot[0]) : 0));
     if (!s)
         return NULL;
+    s->has_slot = slot;
     s->flow = f;
     s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     /* Other threads look at f->stream (injection, continue) under the lock. */
@@ -39,7 +56,8 @@ void owfp_stream_destroy(struct owfp_stream *s)
     owfp_flow_lock(f);
     f->stream = NULL;
     owfp_flow_unlock(f);
-    owfp_free(s->stages);
+    if (s->stages != s->slot)
+        owfp_free(s->stages);
     owfp_free(s);
 }
 

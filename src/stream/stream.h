@@ -105,6 +105,7 @@ struct owfp_stream {
      * empty and ready for new data; cleared when a call starts on the
      * general path. An idle flow's indication may take the fast path. */
     bool idle;
+    bool has_slot; /* slot[] was allocated with the stream */
     uint64_t generation;
 
     struct owfp_out out[2];
@@ -123,6 +124,10 @@ struct owfp_stream {
     _Atomic uint32_t busy_stage;               /* stage index + 1 being stepped, or 0 */
     owfp_wakeup_fn wake;
     void *wake_arg;
+    /* Room for a one-stage path in the stream's own allocation (when
+     * has_slot): the usual path, one callout, then costs no malloc chunk
+     * of its own. stages points here or to an array of its own. */
+    struct owfp_stage slot[];
 };
 
 /* One NBL/NB/MDL triple describing one item to a callout. */
