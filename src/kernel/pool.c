@@ -68,9 +68,10 @@ static PVOID allocate(SIZE_T size, ULONG tag, bool zero, size_t align)
         return NULL;
     /* malloc gives 16-byte alignment; step forward to the wanted boundary. */
     uintptr_t user = ((uintptr_t)raw + hdr + align - 1) & ~(uintptr_t)(align - 1);
-    unsigned char *p = (unsigned char *)user;
-    struct pool_header h = {size, tag, (uint16_t)(p - raw), POOL_MAGIC};
-    memcpy(p - hdr, &h, hdr);
+    size_t off = (size_t)(user - (uintptr_t)raw); /* at least hdr */
+    unsigned char *p = raw + off; /* a pointer into raw, not one made from an integer */
+    struct pool_header h = {size, tag, (uint16_t)off, POOL_MAGIC};
+    memcpy(raw + (off - hdr), &h, hdr);
     if (zero)
         memset(p, 0, size);
     account(tag, 1, (int64_t)size);

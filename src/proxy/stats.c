@@ -32,14 +32,18 @@ struct sink {
 
 static void put(struct sink *s, const char *name, const char *help, const char *type, uint64_t v)
 {
+    if (s->n - s->len < 2)
+        return; /* full */
     int k = snprintf(s->buf + s->len, s->n - s->len,
                      "# HELP openwfp_proxy_%s %s\n# TYPE openwfp_proxy_%s %s\nopenwfp_proxy_%s %" PRIu64
                      "\n",
                      name, help, name, type, name, v);
-    if (k > 0 && (size_t)k < s->n - s->len)
+    if (k > 0 && (size_t)k < s->n - s->len) {
         s->len += (size_t)k;
-    else
-        s->len = s->n - 1; /* truncated; the caller sized buf for every counter */
+    } else {
+        s->buf[s->len] = 0; /* truncated: whole lines only, and nothing after */
+        s->n = s->len;      /* the caller sized buf for every counter */
+    }
 }
 
 size_t owfp_stats_prometheus(char *buf, size_t n, const struct owfp_proxy_totals *t)

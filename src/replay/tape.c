@@ -189,7 +189,9 @@ static void ctrl(struct player *pl, int sub, int side, bool mod)
     switch (sub) {
     case OWFP_TAPE_OPEN: {
         uint8_t how = byte(pl), pi = byte(pl) & 15;
-        uint16_t port = pi < 15 ? g_ports[pi] : (uint16_t)(byte(pl) | byte(pl) << 8);
+        uint16_t port = pi < 15 ? g_ports[pi] : byte(pl);
+        if (pi == 15) /* a statement of its own: the two reads must be in order */
+            port |= (uint16_t)(byte(pl) << 8);
         open_conn(pl, how & 7, how >> 3, port);
         break;
     }
