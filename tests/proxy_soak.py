@@ -6,7 +6,8 @@ the proxy's RSS must stop growing once warm, its descriptors must come back
 to where they started, and it must stop cleanly under --strict.
 
 usage: proxy_soak.py OPENWFP FLOW_MONITOR.so CONTENT_BLOCK.so STREAM_EDIT.so
-environment: SOAK_SECONDS (default 60), SOAK_SEED (default: time-based).
+environment: SOAK_SECONDS (default 60), SOAK_SEED (default: time-based),
+OWFP_SANITIZE (the build's b_sanitize: under AddressSanitizer RSS may move by 64 MiB).
 """
 import os
 import random
@@ -21,6 +22,11 @@ import proxy_lib as L  # noqa: E402
 
 OPENWFP, FLOW_MONITOR, CONTENT_BLOCK, STREAM_EDIT = sys.argv[1:5]
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
+# AddressSanitizer keeps freed memory in its quarantine (256 MiB) and its
+# allocator's size classes fill unevenly, so RSS under it moves by tens of
+# MiB with no leak (LeakSanitizer checks those); the plain build's run is
+# the flatness check.
+SLACK_MIB = 64 if "address" in os.environ.get("OWFP_SANITIZE", "") else 16
 SEED = int(os.environ.get("SOAK_SEED", str(int(time.time()))))
 CLIENTS = 6
 
@@ -223,8 +229,8 @@ def main():
         first, last = max(r for r, _ in warm[:half]), max(r for r, _ in warm[half:])
         print("RSS KiB: start %d, warm first half max %d, second half max %d, end %d"
               % (samples[0][0], first, last, samples[-1][0]))
-        L.check("RSS flat once warm (second half max <= first half max + 16 MiB)",
-                last <= first + 16 * 1024, "%d -> %d KiB" % (first, last))
+        L.check("RSS flat once warm (second half max <= first half max + %d MiB)" % SLACK_MIB,
+                last <= first + SLACK_MIB * 1024, "%d -> %d KiB" % (first, last))
     L.check("SIGTERM: exit 0 under --strict (no leaks, no findings)", rc == 0,
             proxy.text()[-3000:])
     return L.finish()
