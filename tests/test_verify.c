@@ -540,6 +540,7 @@ static void test_S10_send_abort_is_per_callout(void **state)
 
     /* The injector injects as the third callout, not yet shown the ABORT. */
     g.victim_id = last;
+    g.injector_status = STATUS_UNSUCCESSFUL; /* until it has injected */
     g.abort_flow = open_flow(1016);
     indicate(g.abort_flow, OWFP_STREAM_SEND, "abc", 3);
     owfp_stream_abort(g.abort_flow, OWFP_STREAM_SEND, &r);
