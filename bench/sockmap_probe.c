@@ -705,6 +705,23 @@ static void watch(struct relay *r, const bool *done, bool *paused)
     }
 }
 
+/* One wait of a relay loop: -1 on failure (recorded) or after the
+ * relay's time limit, 0 when nothing happened, else the events. */
+static int relay_poll(struct relay *r, struct pollfd p[2], int timeout_ms, double t0)
+{
+    int n = poll(p, 2, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return fail(r, "poll");
+    if (now_s() - t0 > r->timeout_s) {
+        errno = ETIMEDOUT;
+        return fail(r, "relay");
+    }
+    if (n <= 0)
+        return 0;
+    r->wakeups++;
+    return n;
+}
+
 static void sockmap_loop(struct relay *r)
 {
     bool done[2] = {false, false}, paused[2] = {false, false};
@@ -718,19 +735,11 @@ static void sockmap_loop(struct relay *r)
             p[i].events = POLLRDHUP;
             p[i].revents = 0;
         }
-        int n = poll(p, 2, r->watch_hi ? 2 : 100);
-        if (n < 0 && errno != EINTR) {
-            fail(r, "poll");
+        int n = relay_poll(r, p, r->watch_hi ? 2 : 100, t0);
+        if (n < 0)
             return;
-        }
-        if (now_s() - t0 > r->timeout_s) {
-            errno = ETIMEDOUT;
-            fail(r, "relay");
-            return;
-        }
-        if (n <= 0)
+        if (n == 0)
             continue;
-        r->wakeups++;
         for (int i = 0; i < 2; i++) {
             if (p[i].revents & POLLERR) {
                 errno = so_error(r->leg[i]);
@@ -772,19 +781,11 @@ static void splice_loop(struct relay *r)
             if (inpipe[d] > 0)
                 p[1 - d].events |= POLLOUT;
         }
-        int n = poll(p, 2, 100);
-        if (n < 0 && errno != EINTR) {
-            fail(r, "poll");
+        int n = relay_poll(r, p, 100, t0);
+        if (n < 0)
             break;
-        }
-        if (now_s() - t0 > r->timeout_s) {
-            errno = ETIMEDOUT;
-            fail(r, "relay");
-            break;
-        }
-        if (n <= 0)
+        if (n == 0)
             continue;
-        r->wakeups++;
         for (int d = 0; d < 2; d++) {
             if (!eof[d] && inpipe[d] == 0 && (p[d].revents & (POLLIN | POLLHUP | POLLERR))) {
                 ssize_t k = splice(r->leg[d], NULL, pipes[d][1], NULL, MIB,

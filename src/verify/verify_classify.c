@@ -216,18 +216,14 @@ void owfp_verify_stream_answer(const struct owfp_verify_frame *fr)
 
     unsigned clear;
     unsigned set = answer_bits(&a, dir, len, fin, &clear);
+    if (sflags & FWPS_STREAM_FLAG_SEND_ABORT)
+        set |= SEND_ABORT_SHOWN; /* S10: this callout's injections from now on */
     if ((set || clear) && fr->flowp) {
         atomic_uint *bits = bits_of(vflow_of(fr->flowp), id);
         if (bits && (atomic_load_explicit(bits, memory_order_relaxed) & set) != set)
             atomic_fetch_or(bits, set);
         if (bits && clear)
             atomic_fetch_and(bits, ~clear);
-    }
-    /* After the callout was shown it (S10): its injections from now on. */
-    if ((sflags & FWPS_STREAM_FLAG_SEND_ABORT) && fr->flowp) {
-        atomic_uint *bits = bits_of(vflow_of(fr->flowp), id);
-        if (bits)
-            atomic_fetch_or(bits, SEND_ABORT_SHOWN);
     }
 }
 
